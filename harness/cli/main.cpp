@@ -1,0 +1,283 @@
+// The attnbench command line: a thin layer of Boost.Program_options over the harness library.
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "attnbench/device.hpp"
+#include "attnbench/environment.hpp"
+#include "attnbench/manifest.hpp"
+#include "attnbench/mask.hpp"
+#include "attnbench/method.hpp"
+#include "attnbench/plugin.hpp"
+#include "attnbench/report.hpp"
+#include "attnbench/runner.hpp"
+#include "attnbench/task.hpp"
+
+namespace po = boost::program_options;
+using namespace attnbench;
+
+namespace {
+
+constexpr int kOk = 0, kFailure = 1, kBadInput = 2;
+
+// Bad input from the user: printed as is, exit code 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const char* kUsage =
+    "usage: attnbench <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run MANIFEST       run every cell of a suite and write one HDF5 result file\n"
+    "  validate MANIFEST  check a manifest; print its cell count and unsupported method x task pairs\n"
+    "  list WHAT          list registered methods, tasks or masks\n"
+    "  report FILE.h5...  tables from result files (Markdown, LaTeX, CSV)\n"
+    "  env                what a run records about this machine and build\n"
+    "\n"
+    "`attnbench <command> --help` describes each. Exit codes: 0 success, 1 failure, 2 bad input.\n";
+
+// Parses one subcommand's options; returns false after printing help.
+bool parse(const std::string& cmd, const std::string& synopsis, po::options_description& opts,
+           const po::positional_options_description& pos, const std::vector<std::string>& args, po::variables_map& vm) {
+  opts.add_options()("help,h", "show this help");
+  try {
+    po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: attnbench " << cmd << " " << synopsis << "\n\n" << opts << "\n";
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError("attnbench " + cmd + ": " + e.what() + " (see attnbench " + cmd + " --help)");
+  }
+  return true;
+}
+
+void load_plugins(const po::variables_map& vm) {
+  if (!vm.count("plugin")) return;
+  for (const auto& path : vm["plugin"].as<std::vector<std::string>>()) load_plugin(path);
+}
+
+std::string default_output(const Manifest& m) {
+  if (!m.output.empty()) return m.output;
+  return "runs/" + m.name + ".h5";
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+  po::options_description opts("run options");
+  opts.add_options()("manifest", po::value<std::string>()->required(), "suite manifest (JSON)")(
+      "output,o", po::value<std::string>(), "result file (default: the manifest's \"output\", else runs/<name>.h5)")(
+      "resume", po::bool_switch(), "continue an interrupted run: finished cells are kept, not redone")(
+      "overwrite", po::bool_switch(), "replace an existing result file")(
+      "device", po::value<std::string>(), "cpu, cuda, cuda:N or auto (default: the manifest's, else cpu)")(
+      "threads", po::value<int>()->default_value(0), "OpenMP threads (0: OpenMP's default)")(
+      "plugin", po::value<std::vector<std::string>>()->composing(), "shared library of extra methods/tasks (repeatable)")(
+      "quiet,q", po::bool_switch(), "no progress on stderr and no table on stdout")(
+      "strict", po::bool_switch(), "exit 1 when any cell failed");
+  po::positional_options_description pos;
+  pos.add("manifest", 1);
+  po::variables_map vm;
+  if (!parse("run", "MANIFEST [-o FILE.h5] [--resume] [--device cpu|cuda|auto] [--threads N]", opts, pos, args, vm))
+    return kOk;
+  load_plugins(vm);
+  const Manifest m = load_manifest(vm["manifest"].as<std::string>());
+  RunOptions ro;
+  ro.output = vm.count("output") ? vm["output"].as<std::string>() : default_output(m);
+  ro.resume = vm["resume"].as<bool>();
+  ro.threads = vm["threads"].as<int>();
+  if (ro.threads < 0) throw UsageError("attnbench run: --threads must be >= 0");
+  if (!ro.resume && !vm["overwrite"].as<bool>() && std::filesystem::exists(ro.output))
+    throw UsageError("attnbench run: " + ro.output + " exists; pass --resume to finish it or --overwrite to replace it");
+  const std::string dev = vm.count("device") ? vm["device"].as<std::string>() : m.device;
+  try {
+    ro.device = resolve_device(dev, &ro.device_note);
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("attnbench run: ") + e.what());
+  }
+  if (!ro.device.is_cpu())
+    throw UsageError("attnbench run: --device " + dev + ": this build has no CUDA methods yet (the GPU backend is issue 5)");
+  const bool quiet = vm["quiet"].as<bool>();
+  if (!ro.device_note.empty() && !quiet) std::cerr << ro.device_note << "\n";
+  ro.progress = quiet ? nullptr : &std::cerr;
+  ro.progress_tty = isatty(STDERR_FILENO);
+  const RunSummary s = run_manifest(m, ro);
+  if (!quiet) {
+    std::cout << render_report({read_results(ro.output)}, ReportOptions{});
+    std::cout << "\n" << s.total << " cells: " << s.ok << " ok, " << s.failed << " failed, " << s.unsupported
+              << " unsupported (" << s.ran << " run now, " << s.skipped_done << " kept from before)\n";
+    std::cout << "results: " << ro.output << "\n";
+  }
+  return vm["strict"].as<bool>() && s.failed > 0 ? kFailure : kOk;
+}
+
+int cmd_validate(const std::vector<std::string>& args) {
+  po::options_description opts("validate options");
+  opts.add_options()("manifest", po::value<std::string>()->required(), "suite manifest (JSON)")(
+      "plugin", po::value<std::vector<std::string>>()->composing(), "shared library of extra methods/tasks (repeatable)");
+  po::positional_options_description pos;
+  pos.add("manifest", 1);
+  po::variables_map vm;
+  if (!parse("validate", "MANIFEST", opts, pos, args, vm)) return kOk;
+  load_plugins(vm);
+  const Manifest m = load_manifest(vm["manifest"].as<std::string>());
+  const auto cells = expand(m);
+  const std::int64_t instances = cells.empty() ? 0 : cells.back().instance + 1;
+  std::cout << m.path << ": valid; " << cells.size() << " cells (" << instances << " task instances x "
+            << (instances ? cells.size() / instances : 0) << " method configurations)\n";
+  // Unsupported pairs, grouped: method label x task -> reason -> count.
+  std::map<std::string, std::map<std::string, int>> unsupported;
+  std::int64_t n_unsupported = 0;
+  Device dev;
+  for (const auto& c : cells) {
+    const Method& method = *MethodRegistry::instance().find(c.method_name);
+    const Task& task = *TaskRegistry::instance().find(c.task_name);
+    const Problem p = task.problem(c.task_params);
+    if (Support s = method.supports(p, c.method_params, dev); !s) {
+      ++unsupported[c.method_label + " x " + c.task_name][s.reason];
+      ++n_unsupported;
+    }
+  }
+  if (unsupported.empty()) {
+    std::cout << "every cell is supported on " << dev.to_string() << "\n";
+  } else {
+    std::cout << n_unsupported << " cells are unsupported on " << dev.to_string() << " and will be recorded as such:\n";
+    for (const auto& [pair, reasons] : unsupported)
+      for (const auto& [reason, n] : reasons) std::cout << "  " << pair << " (" << n << " cells): " << reason << "\n";
+  }
+  return kOk;
+}
+
+int cmd_list(const std::vector<std::string>& args) {
+  po::options_description opts("list options");
+  opts.add_options()("what", po::value<std::string>()->required(), "methods, tasks or masks")(
+      "plugin", po::value<std::vector<std::string>>()->composing(), "shared library of extra methods/tasks (repeatable)");
+  po::positional_options_description pos;
+  pos.add("what", 1);
+  po::variables_map vm;
+  if (!parse("list", "methods|tasks|masks", opts, pos, args, vm)) return kOk;
+  load_plugins(vm);
+  const std::string what = vm["what"].as<std::string>();
+  auto print_params = [](const std::vector<ParamSpec>& specs) {
+    if (specs.empty()) std::cout << "  parameters: none\n";
+    for (const auto& s : specs) std::cout << "  - " << s.describe() << "\n";
+  };
+  if (what == "methods") {
+    for (const auto& name : MethodRegistry::instance().names()) {
+      const MethodInfo mi = MethodRegistry::instance().find(name)->info();
+      std::string backends;
+      for (const auto& b : mi.backends) backends += (backends.empty() ? "" : ", ") + b;
+      std::cout << mi.name << " [" << to_string(mi.family) << "; backends: " << backends << "]\n  " << mi.summary << "\n";
+      if (!mi.reference.empty()) std::cout << "  reference: " << mi.reference << "\n";
+      print_params(mi.params);
+    }
+  } else if (what == "tasks") {
+    for (const auto& name : TaskRegistry::instance().names()) {
+      const TaskInfo ti = TaskRegistry::instance().find(name)->info();
+      std::cout << ti.name << " [" << (ti.kind == TaskKind::efficiency ? "efficiency" : "retrieval") << "]\n  "
+                << ti.summary << "\n";
+      print_params(ti.params);
+      std::string metrics;
+      for (const auto& mt : ti.metrics) metrics += (metrics.empty() ? "" : ", ") + mt.name;
+      std::cout << "  metrics: " << metrics << "\n";
+    }
+  } else if (what == "masks") {
+    for (const MaskKind* k : MaskRegistry::instance().all()) {
+      std::cout << k->name << "\n  " << k->doc << "\n";
+      print_params(k->params);
+    }
+  } else {
+    throw UsageError("attnbench list: expected methods, tasks or masks, got '" + what + "'");
+  }
+  return kOk;
+}
+
+int cmd_report(const std::vector<std::string>& args) {
+  po::options_description opts("report options");
+  opts.add_options()("files", po::value<std::vector<std::string>>()->required(), "result files (HDF5)")(
+      "format", po::value<std::string>()->default_value("md"), "md, latex or csv")(
+      "metric", po::value<std::string>()->default_value(""),
+      "pivot one metric: methods x shapes (latency_ms, gflops, speedup, peak_mb, or a task metric such as rel_l2)")(
+      "output,o", po::value<std::string>(), "write here instead of stdout");
+  po::positional_options_description pos;
+  pos.add("files", -1);
+  po::variables_map vm;
+  if (!parse("report", "FILE.h5 [FILE.h5 ...] [--format md|latex|csv] [--metric NAME] [-o OUT]", opts, pos, args, vm))
+    return kOk;
+  ReportOptions ro;
+  try {
+    ro.format = parse_report_format(vm["format"].as<std::string>());
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("attnbench report: --format: ") + e.what());
+  }
+  ro.metric = vm["metric"].as<std::string>();
+  std::vector<ResultsFile> files;
+  for (const auto& f : vm["files"].as<std::vector<std::string>>()) files.push_back(read_results(f));
+  std::string text;
+  try {
+    text = render_report(files, ro);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("attnbench report: ") + e.what());
+  }
+  if (vm.count("output")) {
+    std::ofstream out(vm["output"].as<std::string>(), std::ios::binary);
+    if (!(out << text)) throw std::runtime_error("cannot write " + vm["output"].as<std::string>());
+  } else {
+    std::cout << text;
+  }
+  return kOk;
+}
+
+int cmd_env(const std::vector<std::string>& args) {
+  po::options_description opts("env options");
+  opts.add_options()("threads", po::value<int>()->default_value(0), "threads a run would use (0: OpenMP's default)");
+  po::positional_options_description pos;
+  po::variables_map vm;
+  if (!parse("env", "[--threads N]", opts, pos, args, vm)) return kOk;
+  std::cout << collect_environment(0, vm["threads"].as<int>()).dump(2) << "\n";
+  return kOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return kBadInput;
+  }
+  const std::string cmd = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    if (cmd == "run") return cmd_run(args);
+    if (cmd == "validate") return cmd_validate(args);
+    if (cmd == "list") return cmd_list(args);
+    if (cmd == "report") return cmd_report(args);
+    if (cmd == "env") return cmd_env(args);
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+      std::cout << kUsage;
+      return kOk;
+    }
+    std::cerr << "attnbench: unknown command '" << cmd << "'\n" << kUsage;
+    return kBadInput;
+  } catch (const UsageError& e) {
+    std::cerr << e.what() << "\n";
+    return kBadInput;
+  } catch (const ManifestError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kBadInput;
+  } catch (const ResultsError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kBadInput;
+  } catch (const PluginError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kBadInput;
+  } catch (const std::exception& e) {
+    std::cerr << "attnbench " << cmd << ": failed: " << e.what() << "\n";
+    return kFailure;
+  }
+}

@@ -1,0 +1,50 @@
+// The timing policy on the CPU: warm-up, then samples until the median is precise enough or time is up.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "attnbench/manifest.hpp"
+
+namespace attnbench {
+
+struct TimingStats {
+  std::int64_t warmup = 0;
+  std::int64_t samples = 0;
+  double median_s = 0, mean_s = 0, min_s = 0, max_s = 0, stddev_s = 0;
+  double rse = 0;                // relative standard error of the median (see median_rse)
+  bool converged = false;        // rse <= max_noise when sampling stopped
+  std::string stop_reason;       // "noise", "time", "max_samples" or "timeout"
+};
+
+// Relative standard error of the median of `s`: 1.2533 · 1.4826 · MAD / (√n · median). The MAD-based
+// sigma is robust to the few slow outliers that timing samples always have; 1.2533 = √(π/2) is the
+// asymptotic ratio of the median's standard error to the mean's for a normal distribution.
+double median_rse(const std::vector<double>& s);
+
+TimingStats summarize(const std::vector<double>& samples);
+
+// Writes over a buffer twice the size of the last-level cache, evicting whatever a timed run left there.
+class CacheFlusher {
+ public:
+  CacheFlusher();
+  void flush();
+  std::size_t bytes() const { return buffer_.size(); }
+
+ private:
+  std::vector<char> buffer_;
+  char sink_ = 0;
+};
+std::size_t last_level_cache_bytes();
+
+struct Measurement {
+  TimingStats stats;
+  std::vector<double> samples;  // seconds, in the order taken
+};
+
+// Runs `once` under the policy. A run that brings the cell's total past timeout_s ends sampling with
+// stop_reason "timeout" (the caller records the cell as failed).
+Measurement measure(const std::function<void()>& once, const TimingPolicy& policy, CacheFlusher* flusher);
+
+}  // namespace attnbench

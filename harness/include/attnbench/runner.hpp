@@ -1,0 +1,30 @@
+// Runs a manifest's cells: inputs per task instance, the oracle once per instance, each method timed.
+#pragma once
+#include <functional>
+#include <iosfwd>
+#include <string>
+
+#include "attnbench/device.hpp"
+#include "attnbench/manifest.hpp"
+#include "attnbench/results.hpp"
+
+namespace attnbench {
+
+struct RunOptions {
+  std::string output;  // result file
+  bool resume = false;
+  Device device;
+  std::string device_note;  // what --device auto decided, recorded in the environment
+  int threads = 0;          // 0: OpenMP's default
+  std::ostream* progress = nullptr;  // per-cell progress lines (stderr in the CLI)
+  bool progress_tty = false;         // rewrite one line in place instead of a line per cell
+};
+
+struct RunSummary {
+  std::int64_t total = 0, ran = 0, skipped_done = 0, ok = 0, failed = 0, unsupported = 0;
+};
+
+// Throws ResultsError when --resume meets a file from another manifest.
+RunSummary run_manifest(const Manifest& m, const RunOptions& opts);
+
+}  // namespace attnbench
