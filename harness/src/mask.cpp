@@ -96,6 +96,34 @@ std::shared_ptr<const Mask> make_mask(const std::string& name, const json& param
 
 namespace {
 
+class IntersectionMask final : public Mask {
+ public:
+  IntersectionMask(std::shared_ptr<const Mask> a, std::shared_ptr<const Mask> b)
+      : Mask(a->name() + "&" + b->name(), Params(json{{"a", a->params().values()}, {"b", b->params().values()}}), a->shape()),
+        a_(std::move(a)),
+        b_(std::move(b)) {}
+  bool allowed(std::int64_t b, std::int64_t h, std::int64_t q, std::int64_t k) const override {
+    return a_->allowed(b, h, q, k) && b_->allowed(b, h, q, k);
+  }
+  TileState tile(std::int64_t b, std::int64_t h, std::int64_t q0, std::int64_t q1, std::int64_t k0,
+                 std::int64_t k1) const override {
+    const TileState x = a_->tile(b, h, q0, q1, k0, k1);
+    if (x == TileState::empty) return x;
+    const TileState y = b_->tile(b, h, q0, q1, k0, k1);
+    if (y == TileState::empty) return y;
+    if (x == TileState::full && y == TileState::full) return TileState::full;
+    if (x == TileState::full) return y;
+    if (y == TileState::full) return x;
+    return Mask::tile(b, h, q0, q1, k0, k1);  // both partial: only the elements can tell
+  }
+  bool varies_with_batch_or_head() const override {
+    return a_->varies_with_batch_or_head() || b_->varies_with_batch_or_head();
+  }
+
+ private:
+  std::shared_ptr<const Mask> a_, b_;
+};
+
 class FullMask final : public Mask {
  public:
   FullMask(Params p, MaskShape s) : Mask("full", std::move(p), s) {}
@@ -130,4 +158,11 @@ const MaskRegistration causal_registration{MaskKind{
     [](const Params& p, const MaskShape& s) { return std::make_shared<const CausalMask>(p, s); }}};
 
 }  // namespace
+
+std::shared_ptr<const Mask> intersect_masks(std::shared_ptr<const Mask> a, std::shared_ptr<const Mask> b) {
+  if (a->is_full()) return b;
+  if (b->is_full()) return a;
+  return std::make_shared<const IntersectionMask>(std::move(a), std::move(b));
+}
+
 }  // namespace attnbench

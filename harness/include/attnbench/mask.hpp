@@ -84,6 +84,10 @@ class MaskRegistry {
 
 std::shared_ptr<const Mask> make_mask(const std::string& name, const json& params, const MaskShape& shape);
 
+// Both masks at once (a sparse method's pattern under the problem's own mask). A full side is dropped,
+// so intersecting with "full" returns the other mask unchanged. Named "a&b".
+std::shared_ptr<const Mask> intersect_masks(std::shared_ptr<const Mask> a, std::shared_ptr<const Mask> b);
+
 struct MaskRegistration {
   explicit MaskRegistration(MaskKind kind) { MaskRegistry::instance().add(std::move(kind)); }
 };
