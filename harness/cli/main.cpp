@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "attnbench/catalog.hpp"
 #include "attnbench/device.hpp"
 #include "attnbench/environment.hpp"
 #include "attnbench/manifest.hpp"
@@ -163,37 +164,10 @@ int cmd_list(const std::vector<std::string>& args) {
   if (!parse("list", "methods|tasks|masks", opts, pos, args, vm)) return kOk;
   load_plugins(vm);
   const std::string what = vm["what"].as<std::string>();
-  auto print_params = [](const std::vector<ParamSpec>& specs) {
-    if (specs.empty()) std::cout << "  parameters: none\n";
-    for (const auto& s : specs) std::cout << "  - " << s.describe() << "\n";
-  };
-  if (what == "methods") {
-    for (const auto& name : MethodRegistry::instance().names()) {
-      const MethodInfo mi = MethodRegistry::instance().find(name)->info();
-      std::string backends;
-      for (const auto& b : mi.backends) backends += (backends.empty() ? "" : ", ") + b;
-      std::cout << mi.name << " [" << to_string(mi.family) << "; backends: " << backends << "]\n  " << mi.summary << "\n";
-      if (!mi.reference.empty()) std::cout << "  reference: " << mi.reference << "\n";
-      print_params(mi.params);
-    }
-  } else if (what == "tasks") {
-    for (const auto& name : TaskRegistry::instance().names()) {
-      const TaskInfo ti = TaskRegistry::instance().find(name)->info();
-      std::cout << ti.name << " [" << (ti.kind == TaskKind::efficiency ? "efficiency" : "retrieval") << "]\n  "
-                << ti.summary << "\n";
-      print_params(ti.params);
-      std::string metrics;
-      for (const auto& mt : ti.metrics) metrics += (metrics.empty() ? "" : ", ") + mt.name;
-      std::cout << "  metrics: " << metrics << "\n";
-    }
-  } else if (what == "masks") {
-    for (const MaskKind* k : MaskRegistry::instance().all()) {
-      std::cout << k->name << "\n  " << k->doc << "\n";
-      print_params(k->params);
-    }
-  } else {
-    throw UsageError("attnbench list: expected methods, tasks or masks, got '" + what + "'");
-  }
+  if (what == "methods") std::cout << list_methods();
+  else if (what == "tasks") std::cout << list_tasks();
+  else if (what == "masks") std::cout << list_masks();
+  else throw UsageError("attnbench list: expected methods, tasks or masks, got '" + what + "'");
   return kOk;
 }
 
