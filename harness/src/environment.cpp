@@ -59,6 +59,15 @@ json collect_environment(std::uint64_t seed, int threads) {
   e["logical_cores"] = static_cast<std::int64_t>(std::thread::hardware_concurrency());
   e["last_level_cache_bytes"] = static_cast<std::int64_t>(last_level_cache_bytes());
   e["memory_bytes"] = static_cast<std::int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+  {
+    // Load at the start of the run: timings taken on a busy machine are not to be trusted.
+    std::ifstream f("/proc/loadavg");
+    double l1 = 0, l5 = 0, l15 = 0;
+    if (f >> l1 >> l5 >> l15) e["loadavg_1_5_15"] = json::array({l1, l5, l15});
+    std::ifstream g("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor");
+    std::string gov;
+    e["cpu_governor"] = (g >> gov) ? gov : "unavailable";
+  }
   e["os"] = first_match("/etc/os-release", "PRETTY_NAME");
   e["kernel"] = std::string(u.sysname) + " " + u.release + " " + u.machine;
   e["compiler"] = build_info::cxx_compiler;
