@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "attnbench/build_info.hpp"
+#include "attnbench/git_revision.hpp"
 #include "attnbench/device.hpp"
 #include "attnbench/measure.hpp"
 
