@@ -1,0 +1,105 @@
+// Method "reference": the float64 oracle every other method is scored against. Plain loops, on purpose.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "attnbench/method.hpp"
+
+namespace attnbench {
+namespace {
+
+class ReferencePlan final : public Plan {
+ public:
+  explicit ReferencePlan(const Problem& p) : p_(p) {}
+
+  // For each (b, h, q): s_k = scale·q·k_k over the keys the mask allows, p = softmax(s) computed as
+  // exp(s_k − max s) / Σ exp(s_j − max s), o = Σ_k p_k·v_k. A row with no allowed key is all zeros.
+  void run(const Inputs& in, Tensor& out) override {
+    const Problem& p = p_;
+    const Mask& mask = *p.mask;
+    const std::int64_t B = p.batch, H = p.heads, Hkv = p.kv_heads, Lq = p.q_len, Lk = p.kv_len;
+    const std::int64_t D = p.head_dim, Dv = p.value_dim;
+
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (std::int64_t b = 0; b < B; ++b) {
+      for (std::int64_t h = 0; h < H; ++h) {
+        const std::int64_t kvh = p.kv_head_of(h);
+        std::vector<double> score(static_cast<std::size_t>(Lk));
+        std::vector<bool> allowed(static_cast<std::size_t>(Lk));
+        std::vector<double> row(static_cast<std::size_t>(Dv));
+        for (std::int64_t q = 0; q < Lq; ++q) {
+          const std::int64_t q_at = ((b * H + h) * Lq + q) * D;
+          const std::int64_t o_at = ((b * H + h) * Lq + q) * Dv;
+
+          bool any = false;
+          double max_score = -INFINITY;
+          for (std::int64_t k = 0; k < Lk; ++k) {
+            allowed[k] = mask.allowed(b, h, q, k);
+            if (!allowed[k]) continue;
+            const std::int64_t k_at = ((b * Hkv + kvh) * Lk + k) * D;
+            double dot = 0.0;
+            for (std::int64_t d = 0; d < D; ++d) dot += in.q.get(q_at + d) * in.k.get(k_at + d);
+            score[k] = p.scale * dot;
+            max_score = any ? std::max(max_score, score[k]) : score[k];
+            any = true;
+          }
+
+          if (!any) {
+            for (std::int64_t c = 0; c < Dv; ++c) out.set(o_at + c, 0.0);
+            continue;
+          }
+
+          double denom = 0.0;
+          for (std::int64_t k = 0; k < Lk; ++k)
+            if (allowed[k]) denom += std::exp(score[k] - max_score);
+
+          std::fill(row.begin(), row.end(), 0.0);
+          for (std::int64_t k = 0; k < Lk; ++k) {
+            if (!allowed[k]) continue;
+            const double weight = std::exp(score[k] - max_score) / denom;
+            const std::int64_t v_at = ((b * Hkv + kvh) * Lk + k) * Dv;
+            for (std::int64_t c = 0; c < Dv; ++c) row[c] += weight * in.v.get(v_at + c);
+          }
+          for (std::int64_t c = 0; c < Dv; ++c) out.set(o_at + c, row[c]);
+        }
+      }
+    }
+  }
+
+ private:
+  Problem p_;
+};
+
+class Reference final : public Method {
+ public:
+  MethodInfo info() const override {
+    MethodInfo m;
+    m.name = "reference";
+    m.family = Family::exact;
+    m.summary = "float64 exact attention in plain loops: the oracle other methods are scored against";
+    m.reference = "Vaswani et al., Attention Is All You Need (2017)";
+    m.backends = {"cpu"};
+    return m;
+  }
+
+  Support supports(const Problem& p, const Params&, const Device& d) const override {
+    if (!d.is_cpu()) return Support::no("the reference runs on the CPU only; run it with --device cpu");
+    if (p.kv_heads < 1 || p.heads % p.kv_heads != 0)
+      return Support::no("heads (" + std::to_string(p.heads) + ") must be a multiple of kv_heads (" +
+                         std::to_string(p.kv_heads) + ")");
+    return Support::yes();
+  }
+
+  double flops(const Problem& p, const Params&) const override { return attention_flops(p); }
+  double bytes(const Problem& p, const Params&) const override { return attention_bytes(p); }
+  Dtype output_dtype(const Problem&) const override { return Dtype::f64; }
+
+  std::unique_ptr<Plan> plan(const Problem& p, const Params&, const Device&) const override {
+    return std::make_unique<ReferencePlan>(p);
+  }
+};
+
+ATTNBENCH_REGISTER_METHOD(Reference);
+
+}  // namespace
+}  // namespace attnbench

@@ -1,0 +1,92 @@
+// Tests of the baselines: the float64 reference against hand-computed values, and dense against the
+// reference, including its refusal of a score matrix that would not fit.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "datasets/generators.hpp"
+#include "support/problems.hpp"
+
+using namespace attnbench;
+using attnbench::testing::Shape;
+
+TEST_CASE("reference matches a case computed by hand", "[reference]") {
+  // L = 2, D = Dv = 1, scale 1: q = (1, 2), k = (0, 1), v = (10, 20).
+  // Full:   row 0 scores (0, 1) -> o = (10 + 20e)/(1 + e);  row 1 scores (0, 2) -> (10 + 20e²)/(1 + e²).
+  // Causal: row 0 sees key 0 only -> o = 10;  row 1 as under full.
+  const auto mask = GENERATE(std::string("full"), std::string("causal"));
+  Problem p = testing::make_problem({1, 1, 1, 2, 2, 1, 1}, mask, Dtype::f32);
+  p.scale = 1.0;
+  Inputs in{Tensor(Dtype::f32, {1, 1, 2, 1}), Tensor(Dtype::f32, {1, 1, 2, 1}), Tensor(Dtype::f32, {1, 1, 2, 1})};
+  in.q.set(0, 1);
+  in.q.set(1, 2);
+  in.k.set(0, 0);
+  in.k.set(1, 1);
+  in.v.set(0, 10);
+  in.v.set(1, 20);
+  const Tensor out = testing::run_method("reference", p, in);
+  REQUIRE(out.dtype() == Dtype::f64);
+  const double e = std::exp(1.0);
+  const double row0 = mask == "full" ? (10 + 20 * e) / (1 + e) : 10.0;
+  const double row1 = (10 + 20 * e * e) / (1 + e * e);
+  CHECK(out.get(0) == Approx(row0).epsilon(1e-14));
+  CHECK(out.get(1) == Approx(row1).epsilon(1e-14));
+}
+
+TEST_CASE("reference handles GQA and rows that see no key", "[reference]") {
+  // Two query heads share one kv head, so their outputs are equal when their queries are.
+  Problem p = testing::make_problem({1, 2, 1, 3, 2, 2, 2}, "causal", Dtype::f32);
+  Inputs in = datasets::gaussian_inputs(p, 1);
+  for (std::int64_t i = 0; i < 6; ++i) in.q.set(6 + i, in.q.get(i));
+  const Tensor out = testing::run_method("reference", p, in);
+  // Lq = 3 > Lk = 2: query 0 sits at position -1 and sees nothing.
+  CHECK(out.get(0) == 0.0);
+  CHECK(out.get(1) == 0.0);
+  // Query 1 sees key 0 only: its output is v[0].
+  CHECK(out.get(2) == Approx(in.v.get(0)).epsilon(1e-12));
+  CHECK(out.get(3) == Approx(in.v.get(1)).epsilon(1e-12));
+  for (std::int64_t i = 0; i < 6; ++i) CHECK(out.get(6 + i) == out.get(i));
+}
+
+TEST_CASE("dense matches the float64 reference", "[dense]") {
+  const auto mask = GENERATE(std::string("full"), std::string("causal"));
+  const Dtype dtype = GENERATE(Dtype::f32, Dtype::bf16);
+  const double tolerance = dtype == Dtype::f32 ? 1e-5 : 1e-2;
+  const std::vector<Shape> shapes = {
+      {1, 1, 1, 1, 1, 64, 64},     {2, 2, 2, 7, 7, 40, 40},   {1, 8, 2, 100, 100, 64, 64},
+      {1, 4, 1, 257, 257, 128, 128}, {1, 2, 2, 37, 100, 72, 72}, {1, 2, 1, 100, 37, 64, 40},
+  };
+  std::uint64_t seed = dtype == Dtype::f32 ? 21 : 31;
+  for (const Shape& s : shapes) {
+    const Problem p = testing::make_problem(s, mask, dtype);
+    INFO(p.describe() << " seed " << seed);
+    const Inputs in = datasets::gaussian_inputs(p, seed++);
+    const Tensor ref = testing::run_method("reference", p, in);
+    const Tensor out = testing::run_method("dense", p, in);
+    REQUIRE(out.dtype() == dtype);
+    CHECK(testing::relative_l2(out, ref) <= tolerance);
+    for (std::int64_t i = 0; i < out.numel(); ++i)
+      if (ref.get(i) == 0.0) REQUIRE(out.get(i) == 0.0);
+  }
+}
+
+TEST_CASE("dense refuses a score matrix over its limit, saying how many bytes", "[dense]") {
+  const Method& dense = testing::method_named("dense");
+  const auto specs = dense.info().params;
+  // B1 H32 L65536: 32·65536²·4 bytes = 512 GiB, over any default limit.
+  const Problem big = testing::make_problem({1, 32, 32, 65536, 65536, 64, 64}, "causal");
+  const Support s = dense.supports(big, complete_params(specs, json::object()), Device{});
+  CHECK_FALSE(s.ok);
+  CHECK(s.reason.find("512.0 GiB") != std::string::npos);
+  CHECK(s.reason.find("bytes") != std::string::npos);
+  CHECK(s.reason.find("549755813888") != std::string::npos);
+
+  // The parameter lowers the limit: 1 MiB of scores (L = 512) against a 0.0001 GiB limit.
+  const Problem small = testing::make_problem({1, 1, 1, 512, 512, 64, 64}, "full");
+  CHECK(dense.supports(small, complete_params(specs, json::object()), Device{}));
+  const Support tight = dense.supports(small, complete_params(specs, {{"max_score_gib", 0.0001}}), Device{});
+  CHECK_FALSE(tight.ok);
+  CHECK(tight.reason.find("max_score_gib") != std::string::npos);
+}
