@@ -527,12 +527,87 @@ Table pivot_table(const std::vector<ResultsFile>& files, const std::vector<Row>&
   return t;
 }
 
+// CAB's efficiency length: per method and pattern (the shape without its length), the shortest measured
+// length from which the method beats the baseline at every longer measured length. "≤L" when it wins at
+// every length measured, "—" when it does not win at the longest.
+Table efficiency_table(const std::vector<ResultsFile>& files, const std::vector<Row>& rows) {
+  const bool with_run = several_runs(files);
+  auto strip_length = [](const json& params) {
+    json p = params;
+    if (p.is_object()) {
+      p.erase("seq_len");
+      p.erase("kv_len");
+    }
+    return p.dump();
+  };
+  auto pattern_text = [](std::string shape) {
+    // "L1024 D64 H8/8 fp32 causal" -> "D64 H8/8 fp32 causal" (and "B2 L1×4096 ..." -> "B2 ...").
+    const auto at = shape.find('L');
+    if (at != std::string::npos) {
+      const auto end = shape.find(' ', at);
+      shape.erase(at, end == std::string::npos ? std::string::npos : end - at + 1);
+    }
+    return shape;
+  };
+  std::vector<std::pair<std::string, std::string>> row_keys, col_keys;  // (run, method), (task, pattern)
+  std::vector<std::string> col_headers;
+  std::map<std::pair<std::size_t, std::size_t>, std::map<std::int64_t, double>> speedups;  // by length
+  for (const Row& r : rows) {
+    if (!has_speedup(r) || r.cell == r.baseline) continue;
+    const std::pair<std::string, std::string> rk{with_run ? r.file->manifest_name : "", r.method};
+    const std::pair<std::string, std::string> ck{r.cell->task, strip_length(parse_or_null(r.cell->task_params))};
+    auto ri = std::find(row_keys.begin(), row_keys.end(), rk);
+    if (ri == row_keys.end()) ri = row_keys.insert(row_keys.end(), rk);
+    auto ci = std::find(col_keys.begin(), col_keys.end(), ck);
+    if (ci == col_keys.end()) {
+      ci = col_keys.insert(col_keys.end(), ck);
+      col_headers.push_back(pattern_text(r.shape));
+    }
+    speedups[{ri - row_keys.begin(), ci - col_keys.begin()}].emplace(std::max(r.cell->q_len, r.cell->kv_len), speedup(r));
+  }
+  if (row_keys.empty()) throw std::invalid_argument("no cell has a speedup over a baseline, so no efficiency length");
+  for (std::size_t i = 0; i < col_headers.size(); ++i)
+    if (std::count(col_headers.begin(), col_headers.end(), col_headers[i]) > 1) col_headers[i] += " " + col_keys[i].second;
+
+  Table t;
+  t.caption = caption(files, rows) + "; efficiency length: shortest length from which each method beats the baseline";
+  if (with_run) t.columns.push_back({"run", {"run"}, false});
+  t.columns.push_back({"method", {"method"}, false});
+  for (const std::string& h : col_headers) t.columns.push_back({h, {h}, true});
+  for (std::size_t ri = 0; ri < row_keys.size(); ++ri) {
+    std::vector<Entry> e;
+    if (with_run) e.push_back(text_entry(row_keys[ri].first));
+    e.push_back(text_entry(row_keys[ri].second));
+    for (std::size_t ci = 0; ci < col_keys.size(); ++ci) {
+      const auto it = speedups.find({ri, ci});
+      if (it == speedups.end() || it->second.empty()) {
+        e.push_back(missing_entry());
+        continue;
+      }
+      // Walk down from the longest length while the method still wins.
+      std::optional<std::int64_t> from;
+      for (auto l = it->second.rbegin(); l != it->second.rend() && l->second > 1.0; ++l) from = l->first;
+      if (!from) {
+        e.push_back(Entry{kMissing, "---", {""}});
+      } else if (*from == it->second.begin()->first) {
+        const std::string shown = "≤" + std::to_string(*from);
+        e.push_back(Entry{shown, "$\\le$" + std::to_string(*from), {std::to_string(*from)}});
+      } else {
+        e.push_back(number_entry(std::to_string(*from), static_cast<double>(*from)));
+      }
+    }
+    t.rows.push_back(std::move(e));
+  }
+  return t;
+}
+
 }  // namespace
 
 std::string render_report(const std::vector<ResultsFile>& files, const ReportOptions& opts) {
   bool any_baseline = false;
   const std::vector<Row> rows = collect_rows(files, &any_baseline);
   if (opts.metric.empty()) return render(summary_table(files, rows, any_baseline), opts.format);
+  if (opts.metric == "efficiency_length") return render(efficiency_table(files, rows), opts.format);
   return render(pivot_table(files, rows, pivot_metric(opts.metric, rows, any_baseline)), opts.format);
 }
 
