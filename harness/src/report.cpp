@@ -433,6 +433,20 @@ Table summary_table(const std::vector<ResultsFile>& files, const std::vector<Row
   return t;
 }
 
+// FLOPs of the model's exact attention for the cell's problem: every query head the model has (the task
+// parameter model_heads, for Sparse Query Attention; else heads), every key, halved for causal: the same
+// formula as attention_flops in problem.hpp.
+double model_flops(const CellRecord& c) {
+  const json tp = parse_or_null(c.task_params);
+  std::int64_t heads = c.heads;
+  if (tp.is_object() && tp.contains("model_heads") && tp["model_heads"].is_number_integer() &&
+      tp["model_heads"].get<std::int64_t>() > 0)
+    heads = tp["model_heads"].get<std::int64_t>();
+  const double full = 2.0 * static_cast<double>(c.batch * heads) * static_cast<double>(c.q_len) *
+                      static_cast<double>(c.kv_len) * static_cast<double>(c.head_dim + c.value_dim);
+  return c.causal ? full / 2 : full;
+}
+
 struct PivotMetric {
   std::string title;                                        // for the caption and CSV
   std::function<std::optional<double>(const Row&)> value;  // nothing when the cell lacks it
@@ -451,12 +465,15 @@ PivotMetric pivot_metric(const std::string& name, const std::vector<Row>& rows, 
   if (name == "peak_mb")
     return {"peak memory (MB)",
             [](const Row& r) { return ok(*r.cell) && r.cell->peak_bytes > 0 ? V(peak_mb(*r.cell)) : V(); }, "%.4g"};
+  if (name == "flop_reduction")
+    return {"FLOP reduction (×) against the model's exact multi-head attention",
+            [](const Row& r) { return r.cell->flops > 0 ? V(model_flops(*r.cell) / r.cell->flops) : V(); }, "%.3g"};
   if (name == "speedup" && any_baseline)
     return {"speedup (×) over the baseline", [](const Row& r) { return has_speedup(r) ? V(speedup(r)) : V(); },
             "%.2f"};
   const std::vector<std::string> metrics = metric_names(rows);
   if (std::find(metrics.begin(), metrics.end(), name) == metrics.end()) {
-    std::string available = "latency_ms, gflops, peak_mb";
+    std::string available = "latency_ms, gflops, peak_mb, flop_reduction, efficiency_length";
     if (any_baseline) available += ", speedup";
     for (const std::string& m : metrics) available += ", " + m;
     throw std::invalid_argument("no cell has metric '" + name + "' (available: " + available + ")");

@@ -1,0 +1,324 @@
+// Query-dependent block selection shared by moba, quest and landmark_block: per query, score the key
+// blocks, keep the best few (plus the query's own block), and attend exactly to the chosen keys.
+//
+// The three methods differ only in how a block is scored (q·mean key, or Quest's min/max upper bound)
+// and in whether the query's own block counts towards the budget; everything else lives here once.
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "attnbench/method.hpp"
+#include "attnbench/problem.hpp"
+#include "attnbench/tensor.hpp"
+
+namespace attnbench::kernels {
+
+inline float widen_element(float x) { return x; }
+inline float widen_element(std::uint16_t x) { return bf16_to_float(x); }
+inline void narrow_element(float x, float* dst) { *dst = x; }
+inline void narrow_element(float x, std::uint16_t* dst) { *dst = float_to_bf16(x); }
+
+// e^x for x <= 0, relative error about 2e-7 (2^f by the Cephes exp2f polynomial on [-0.5, 0.5]);
+// x below −87 (including −inf) gives exactly 0. Branch-free, so `omp simd` loops vectorize it where
+// std::exp would stay a scalar call.
+inline float exp_nonpositive(float x) {
+  const bool underflow = x < -87.0f;
+  const float t = (underflow ? -87.0f : x) * 1.4426950408889634f;  // e^x = 2^t
+  const float n = (t + 12582912.0f) - 12582912.0f;                   // round to nearest: 1.5·2^23 trick
+  const float f = t - n;
+  float poly = 1.535336188319500e-4f * f + 1.339887440266574e-3f;
+  poly = poly * f + 9.618437357674640e-3f;
+  poly = poly * f + 5.550332471162809e-2f;
+  poly = poly * f + 2.402264791363012e-1f;
+  poly = poly * f + 6.931472028550421e-1f;
+  poly = poly * f + 1.0f;
+  const std::int32_t bits = std::bit_cast<std::int32_t>(poly) + (static_cast<std::int32_t>(n) << 23);
+  return underflow ? 0.0f : std::bit_cast<float>(bits);
+}
+
+// The dynamic-sparse methods are defined over a full or causal problem; any other mask would need a
+// definition of how it combines with the selection, which the papers do not give.
+inline Support full_or_causal_only(const std::string& method, const Problem& p) {
+  if (!p.mask) return Support::no(method + " needs a problem with a mask");
+  if (!p.mask->is_full() && !p.mask->is_causal())
+    return Support::no(method + " supports the full and causal masks only, not '" + p.mask->name() +
+                       "'; run it on a full or causal problem");
+  return Support::yes();
+}
+
+inline Support fp32_or_bf16_only(const std::string& method, const Problem& p) {
+  if (p.dtype != Dtype::f32 && p.dtype != Dtype::bf16)
+    return Support::no(method + " computes in fp32 from fp32 or bf16 inputs, not " + std::string(to_string(p.dtype)));
+  return Support::yes();
+}
+
+struct BlockSelection {
+  std::int64_t block = 64;     // keys per block
+  std::int64_t topk = 8;       // blocks chosen by score
+  bool own_in_budget = false;  // the own block counts towards topk (MoBA) or comes on top of it (Quest, Landmark)
+  bool own_without_causal = true;  // without a causal mask, the block holding the query's position is forced too
+  std::int64_t blocks(const Problem& p) const { return (p.kv_len + block - 1) / block; }
+};
+
+// Which blocks query q may choose from. Positions are bottom-right aligned like the masks: query q sits
+// at key position q + kv_len − q_len.
+struct QueryBlocks {
+  std::int64_t visible_end = 0;    // the mask allows keys [0, visible_end); 0: the row is all zeros
+  std::int64_t own = -1;           // the block always attended (causally cut under a causal mask), −1: none
+  std::int64_t candidate_end = 0;  // candidates are the blocks [0, candidate_end) other than `own`
+  std::int64_t candidates = 0;     // how many there are
+  std::int64_t budget = 0;         // how many of them are chosen, by score
+};
+
+inline QueryBlocks query_blocks(const Problem& p, const BlockSelection& s, std::int64_t q) {
+  const std::int64_t pos = q + p.kv_len - p.q_len;
+  QueryBlocks g;
+  if (p.causal()) {
+    if (pos < 0) return g;
+    g.visible_end = std::min(pos + 1, p.kv_len);
+    g.own = pos / s.block;
+    g.candidate_end = g.own;  // only blocks wholly in the past compete; the own block is cut causally
+    g.candidates = g.own;
+  } else {
+    g.visible_end = p.kv_len;
+    g.own = s.own_without_causal && pos >= 0 && pos < p.kv_len ? pos / s.block : -1;
+    g.candidate_end = s.blocks(p);
+    g.candidates = g.candidate_end - (g.own >= 0 ? 1 : 0);
+  }
+  const std::int64_t budget = s.topk - (s.own_in_budget && g.own >= 0 ? 1 : 0);
+  g.budget = std::clamp<std::int64_t>(budget, 0, g.candidates);
+  return g;
+}
+
+// Σ over the queries of one (batch, head) of the keys attended and of the candidate blocks scored
+// (scoring is skipped when every candidate is chosen anyway). Chosen blocks count `block` keys each,
+// so a ragged last block is counted whole: the count is an upper bound by less than one block per query.
+struct BlockSelectCounts {
+  double attended_pairs = 0;
+  double scored_blocks = 0;
+};
+inline BlockSelectCounts block_select_counts(const Problem& p, const BlockSelection& s) {
+  BlockSelectCounts c;
+  for (std::int64_t q = 0; q < p.q_len; ++q) {
+    const QueryBlocks g = query_blocks(p, s, q);
+    if (g.visible_end == 0) continue;
+    std::int64_t own_keys = 0;
+    if (g.own >= 0) own_keys = std::min(g.visible_end, (g.own + 1) * s.block) - g.own * s.block;
+    c.attended_pairs += static_cast<double>(std::min(g.visible_end, own_keys + g.budget * s.block));
+    if (g.budget < g.candidates) c.scored_blocks += static_cast<double>(g.candidates);
+  }
+  return c;
+}
+
+// Per-thread scratch, sized once in plan() so that run() allocates nothing.
+struct BlockSelectScratch {
+  std::vector<float> query, block_score, key_score, acc;
+  std::vector<std::int64_t> candidates;
+  BlockSelectScratch(const Problem& p, const BlockSelection& s)
+      : query(static_cast<std::size_t>(p.head_dim)),
+        block_score(static_cast<std::size_t>(s.blocks(p))),
+        key_score(static_cast<std::size_t>(s.block)),
+        acc(static_cast<std::size_t>(p.value_dim)),
+        candidates(static_cast<std::size_t>(s.blocks(p) + 1)) {}
+};
+
+inline std::vector<BlockSelectScratch> make_block_select_scratch(const Problem& p, const BlockSelection& s) {
+  const int threads = std::max(1, omp_get_max_threads());
+  std::vector<BlockSelectScratch> scratch;
+  scratch.reserve(static_cast<std::size_t>(threads));
+  for (int t = 0; t < threads; ++t) scratch.emplace_back(p, s);
+  return scratch;
+}
+
+// out[b, h, q] = softmax over the keys of the chosen blocks, exactly (online softmax over the blocks).
+// score_block(b, kv_head, block, q) rates a block for the query q (already multiplied by the softmax
+// scale, which is positive and so does not change the ranking); ties go to the lower block index.
+template <class T, class ScoreBlock>
+void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const BlockSelection& s,
+                          std::vector<BlockSelectScratch>& scratch, const ScoreBlock& score_block) {
+  const T* qbase = static_cast<const T*>(in.q.data());
+  const T* kbase = static_cast<const T*>(in.k.data());
+  const T* vbase = static_cast<const T*>(in.v.data());
+  T* obase = static_cast<T*>(out.data());
+  const std::int64_t B = p.batch, H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim;
+  const float scale = static_cast<float>(p.scale);
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+#pragma omp parallel num_threads(static_cast<int>(scratch.size()))
+  {
+    BlockSelectScratch& w = scratch[static_cast<std::size_t>(omp_get_thread_num())];
+    float* qf = w.query.data();
+    float* block_score = w.block_score.data();
+    float* key_score = w.key_score.data();
+    float* acc = w.acc.data();
+    std::int64_t* cand = w.candidates.data();
+
+#pragma omp for collapse(2) schedule(dynamic, 8)
+    for (std::int64_t bh = 0; bh < B * H; ++bh) {
+      for (std::int64_t q = 0; q < Lq; ++q) {
+        const std::int64_t b = bh / H, h = bh % H, kvh = p.kv_head_of(h);
+        T* orow = obase + (bh * Lq + q) * Dv;
+        const QueryBlocks g = query_blocks(p, s, q);
+        if (g.visible_end == 0) {
+          for (std::int64_t c = 0; c < Dv; ++c) narrow_element(0.0f, orow + c);
+          continue;
+        }
+        const T* qsrc = qbase + (bh * Lq + q) * D;
+        for (std::int64_t d = 0; d < D; ++d) qf[d] = widen_element(qsrc[d]) * scale;
+
+        // Selection: the candidates, then the best `budget` of them by score.
+        std::int64_t n = 0;
+        for (std::int64_t blk = 0; blk < g.candidate_end; ++blk)
+          if (blk != g.own) cand[n++] = blk;
+        if (g.budget < n) {
+          for (std::int64_t i = 0; i < n; ++i) block_score[cand[i]] = score_block(b, kvh, cand[i], qf);
+          std::nth_element(cand, cand + g.budget, cand + n, [&](std::int64_t x, std::int64_t y) {
+            return block_score[x] > block_score[y] || (block_score[x] == block_score[y] && x < y);
+          });
+          n = g.budget;
+        }
+        if (g.own >= 0) cand[n++] = g.own;
+        std::sort(cand, cand + n);  // keys in order: the reads stream forward through K and V
+
+        // Exact softmax over the chosen keys, one block at a time.
+        const T* kbh = kbase + (b * p.kv_heads + kvh) * Lk * D;
+        const T* vbh = vbase + (b * p.kv_heads + kvh) * Lk * Dv;
+        float row_max = kNegInf, row_sum = 0.0f;
+        std::fill(acc, acc + Dv, 0.0f);
+        for (std::int64_t i = 0; i < n; ++i) {
+          const std::int64_t k0 = cand[i] * s.block, k1 = std::min(k0 + s.block, g.visible_end);
+          if (k1 <= k0) continue;
+          float tile_max = kNegInf;
+          for (std::int64_t k = k0; k < k1; ++k) {
+            const T* krow = kbh + k * D;
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (std::int64_t d = 0; d < D; ++d) dot += qf[d] * widen_element(krow[d]);
+            key_score[k - k0] = dot;
+            tile_max = std::max(tile_max, dot);
+          }
+          const float new_max = std::max(row_max, tile_max);
+          const float alpha = std::exp(row_max - new_max);  // 0 on the first block (row_max = −inf)
+          row_sum *= alpha;
+          for (std::int64_t c = 0; c < Dv; ++c) acc[c] *= alpha;
+          for (std::int64_t k = k0; k < k1; ++k) {
+            const float e = std::exp(key_score[k - k0] - new_max);
+            row_sum += e;
+            const T* vrow = vbh + k * Dv;
+#pragma omp simd
+            for (std::int64_t c = 0; c < Dv; ++c) acc[c] += e * widen_element(vrow[c]);
+          }
+          row_max = new_max;
+        }
+        const float inv = row_sum > 0.0f ? 1.0f / row_sum : 0.0f;
+        for (std::int64_t c = 0; c < Dv; ++c) narrow_element(acc[c] * inv, orow + c);
+      }
+    }
+  }
+}
+
+// The mean key of every block, [batch][kv_heads][blocks][head_dim]: MoBA's gate and the stand-in for
+// Landmark Attention's trained landmark token. Input-dependent, so computed inside run().
+template <class T>
+void block_mean_keys(const Problem& p, const Tensor& k, std::int64_t block, std::vector<float>& means) {
+  const T* kbase = static_cast<const T*>(k.data());
+  const std::int64_t Lk = p.kv_len, D = p.head_dim, nb = (Lk + block - 1) / block;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (std::int64_t bkv = 0; bkv < p.batch * p.kv_heads; ++bkv)
+    for (std::int64_t blk = 0; blk < nb; ++blk) {
+      float* mean = means.data() + (bkv * nb + blk) * D;
+      const std::int64_t k0 = blk * block, k1 = std::min(k0 + block, Lk);
+      std::fill(mean, mean + D, 0.0f);
+      for (std::int64_t j = k0; j < k1; ++j) {
+        const T* krow = kbase + (bkv * Lk + j) * D;
+#pragma omp simd
+        for (std::int64_t d = 0; d < D; ++d) mean[d] += widen_element(krow[d]);
+      }
+      const float inv = 1.0f / static_cast<float>(k1 - k0);
+      for (std::int64_t d = 0; d < D; ++d) mean[d] *= inv;
+    }
+}
+
+inline float dot_product(const float* a, const float* b, std::int64_t n) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (std::int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// keys_t[d·ld + j] = K[k0 + j][d] widened to fp32, for j < count: keys laid out so that score loops
+// run along keys in vector lanes (no horizontal sums).
+template <class T>
+void transpose_keys(const T* keys, std::int64_t count, std::int64_t head_dim, float* keys_t, std::int64_t ld) {
+  for (std::int64_t j = 0; j < count; ++j)
+    for (std::int64_t d = 0; d < head_dim; ++d) keys_t[d * ld + j] = widen_element(keys[j * head_dim + d]);
+}
+
+// scores[r·lds + j] = Σ_d q[r·ldq + d]·keys_t[d·ldk + j] for r < rows, j < count: a register-blocked
+// product of 4 query rows × 32 keys, the keys (transposed) along the vector lanes.
+inline void scores_from_transposed_keys(const float* q, std::int64_t ldq, std::int64_t rows, const float* keys_t,
+                                        std::int64_t ldk, std::int64_t count, std::int64_t head_dim, float* scores,
+                                        std::int64_t lds) {
+  constexpr std::int64_t R = 4, J = 32;
+  for (std::int64_t r0 = 0; r0 < rows; r0 += R) {
+    const std::int64_t nr = std::min(R, rows - r0);
+    for (std::int64_t j0 = 0; j0 < count; j0 += J) {
+      const std::int64_t nj = std::min(J, count - j0);
+      float acc[R][J] = {};
+      if (nr == R && nj == J) {
+        for (std::int64_t d = 0; d < head_dim; ++d) {
+          const float* krow = keys_t + d * ldk + j0;
+#pragma GCC unroll 4
+          for (std::int64_t r = 0; r < R; ++r) {
+            const float qd = q[(r0 + r) * ldq + d];
+#pragma omp simd
+            for (std::int64_t j = 0; j < J; ++j) acc[r][j] += qd * krow[j];
+          }
+        }
+      } else {
+        for (std::int64_t d = 0; d < head_dim; ++d) {
+          const float* krow = keys_t + d * ldk + j0;
+          for (std::int64_t r = 0; r < nr; ++r) {
+            const float qd = q[(r0 + r) * ldq + d];
+            for (std::int64_t j = 0; j < nj; ++j) acc[r][j] += qd * krow[j];
+          }
+        }
+      }
+      for (std::int64_t r = 0; r < nr; ++r)
+        for (std::int64_t j = 0; j < nj; ++j) scores[(r0 + r) * lds + j0 + j] = acc[r][j];
+    }
+  }
+}
+
+// Quest's page summary: per channel, the min and max over the page's keys.
+template <class T>
+void page_min_max(const T* keys, std::int64_t count, std::int64_t head_dim, float* page_min, float* page_max) {
+  for (std::int64_t d = 0; d < head_dim; ++d) {
+    page_min[d] = std::numeric_limits<float>::infinity();
+    page_max[d] = -std::numeric_limits<float>::infinity();
+  }
+  for (std::int64_t j = 0; j < count; ++j)
+    for (std::int64_t d = 0; d < head_dim; ++d) {
+      const float x = widen_element(keys[j * head_dim + d]);
+      page_min[d] = std::min(page_min[d], x);
+      page_max[d] = std::max(page_max[d], x);
+    }
+}
+
+// Quest's criticality: Σ_d max(q_d·min_d, q_d·max_d) ≥ q·k for every key k of the page, because each
+// term bounds q_d·k_d for k_d in [min_d, max_d].
+inline float quest_upper_bound(const float* q, const float* page_min, const float* page_max, std::int64_t head_dim) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (std::int64_t d = 0; d < head_dim; ++d) s += std::max(q[d] * page_min[d], q[d] * page_max[d]);
+  return s;
+}
+
+}  // namespace attnbench::kernels

@@ -1,0 +1,184 @@
+// Method "topk": exact top-k attention — each query scores every allowed key and takes the softmax over
+// only its k highest-scoring keys.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "attnbench/method.hpp"
+#include "kernels/cpu/block_select_core.hpp"
+
+namespace attnbench {
+namespace {
+
+using kernels::narrow_element;
+using kernels::widen_element;
+
+// The keys query q may see: [0, visible) (bottom-right aligned causal mask, or all of them).
+std::int64_t visible_keys(const Problem& p, std::int64_t q) {
+  if (!p.causal()) return p.kv_len;
+  return std::clamp<std::int64_t>(q + p.kv_len - p.q_len + 1, 0, p.kv_len);
+}
+
+constexpr std::int64_t kQueryTile = 8;  // queries scored together, sharing each key read
+
+struct TopkScratch {
+  std::vector<float> query, score, acc;  // [tile][head_dim], [tile][kv_len], [value_dim]
+  std::vector<std::int32_t> order;       // [kv_len]
+  explicit TopkScratch(const Problem& p)
+      : query(static_cast<std::size_t>(kQueryTile * p.head_dim)),
+        score(static_cast<std::size_t>(kQueryTile * p.kv_len)),
+        acc(static_cast<std::size_t>(p.value_dim)),
+        order(static_cast<std::size_t>(p.kv_len)) {}
+};
+
+class TopkPlan final : public Plan {
+ public:
+  TopkPlan(const Problem& p, std::int64_t k)
+      : p_(p), k_(k), keys_t_(static_cast<std::size_t>(p.batch * p.kv_heads * p.head_dim * p.kv_len)) {
+    const int threads = std::max(1, omp_get_max_threads());
+    scratch_.reserve(static_cast<std::size_t>(threads));
+    for (int t = 0; t < threads; ++t) scratch_.emplace_back(p);
+  }
+
+  void run(const Inputs& in, Tensor& out) override {
+    if (p_.dtype == Dtype::bf16)
+      forward<std::uint16_t>(in, out);
+    else
+      forward<float>(in, out);
+  }
+
+ private:
+  template <class T>
+  void forward(const Inputs& in, Tensor& out) {
+    const Problem& p = p_;
+    const T* qbase = static_cast<const T*>(in.q.data());
+    const T* kbase = static_cast<const T*>(in.k.data());
+    const T* vbase = static_cast<const T*>(in.v.data());
+    T* obase = static_cast<T*>(out.data());
+    const std::int64_t B = p.batch, H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim;
+    const float scale = static_cast<float>(p.scale);
+
+    const std::int64_t tiles = (Lq + kQueryTile - 1) / kQueryTile;
+
+#pragma omp parallel num_threads(static_cast<int>(scratch_.size()))
+    {
+      // Keys transposed to [d][key] (and widened), so that scores run along keys in vector lanes.
+#pragma omp for schedule(static)
+      for (std::int64_t bkv = 0; bkv < B * p.kv_heads; ++bkv)
+        kernels::transpose_keys(kbase + bkv * Lk * D, Lk, D, keys_t_.data() + bkv * D * Lk, Lk);
+
+      TopkScratch& w = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
+      float* qf = w.query.data();
+      float* acc = w.acc.data();
+      std::int32_t* order = w.order.data();
+
+#pragma omp for collapse(2) schedule(dynamic, 1)
+      for (std::int64_t bh = 0; bh < B * H; ++bh) {
+        for (std::int64_t tile = 0; tile < tiles; ++tile) {
+          const std::int64_t b = bh / H, kvh = p.kv_head_of(bh % H);
+          const std::int64_t q0 = tile * kQueryTile, nq = std::min(kQueryTile, Lq - q0);
+          for (std::int64_t i = 0; i < nq; ++i)
+            for (std::int64_t d = 0; d < D; ++d) qf[i * D + d] = widen_element(qbase[(bh * Lq + q0 + i) * D + d]) * scale;
+          // Selection needs every visible score: this is the dense half of the cost. Visibility grows
+          // with the query index, so the tile's last query sees the most keys.
+          const std::int64_t n_tile = visible_keys(p, q0 + nq - 1);
+          if (n_tile > 0)
+            kernels::scores_from_transposed_keys(qf, D, nq, keys_t_.data() + (b * p.kv_heads + kvh) * D * Lk, Lk, n_tile,
+                                                 D, w.score.data(), Lk);
+
+          for (std::int64_t i = 0; i < nq; ++i) {
+            const std::int64_t q = q0 + i;
+            T* orow = obase + (bh * Lq + q) * Dv;
+            const std::int64_t n = visible_keys(p, q);
+            if (n == 0) {
+              for (std::int64_t c = 0; c < Dv; ++c) narrow_element(0.0f, orow + c);
+              continue;
+            }
+            const float* score = w.score.data() + i * Lk;
+            std::iota(order, order + n, 0);
+            const std::int64_t kept = std::min(k_, n);
+            // Ties at the boundary go to the earlier key, so the kept set is well defined.
+            if (kept < n)
+              std::nth_element(order, order + kept, order + n, [&](std::int32_t x, std::int32_t y) {
+                return score[x] > score[y] || (score[x] == score[y] && x < y);
+              });
+            std::sort(order, order + kept);  // stream V forward
+
+            float row_max = -std::numeric_limits<float>::infinity();
+            for (std::int64_t j = 0; j < kept; ++j) row_max = std::max(row_max, score[order[j]]);
+            const T* vbh = vbase + (b * p.kv_heads + kvh) * Lk * Dv;
+            std::fill(acc, acc + Dv, 0.0f);
+            float row_sum = 0.0f;
+            for (std::int64_t j = 0; j < kept; ++j) {
+              const float e = std::exp(score[order[j]] - row_max);
+              row_sum += e;
+              const T* vrow = vbh + static_cast<std::int64_t>(order[j]) * Dv;
+#pragma omp simd
+              for (std::int64_t c = 0; c < Dv; ++c) acc[c] += e * widen_element(vrow[c]);
+            }
+            const float inv = 1.0f / row_sum;
+            for (std::int64_t c = 0; c < Dv; ++c) narrow_element(acc[c] * inv, orow + c);
+          }
+        }
+      }
+    }
+  }
+
+  Problem p_;
+  std::int64_t k_;
+  std::vector<float> keys_t_;  // [batch][kv_heads][head_dim][kv_len], refilled by every run
+  std::vector<TopkScratch> scratch_;
+};
+
+class Topk final : public Method {
+ public:
+  MethodInfo info() const override {
+    MethodInfo m;
+    m.name = "topk";
+    m.family = Family::sparse_dynamic;
+    m.summary = "per query, softmax over exactly its k highest-scoring allowed keys (all scores computed, then selected)";
+    m.reference = "Gupta et al., Memory-efficient Transformers via Top-k Attention (2021)";
+    m.params = {ParamSpec::integer("k", 64, 1, std::int64_t{1} << 30, "keys kept per query; k >= allowed keys is exact attention")};
+    m.backends = {"cpu"};
+    return m;
+  }
+
+  Support supports(const Problem& p, const Params& params, const Device& d) const override {
+    if (Support s = Method::supports(p, params, d); !s) return s;
+    if (Support s = kernels::fp32_or_bf16_only("topk", p); !s) return s;
+    if (Support s = kernels::full_or_causal_only("topk", p); !s) return s;
+    if (p.kv_len > std::numeric_limits<std::int32_t>::max())
+      return Support::no("topk indexes keys with 32-bit integers; kv_len must be below 2^31");
+    return Support::yes();
+  }
+
+  // Per (batch, head): Σ_q [2·D·visible_q + 2·Dv·min(k, visible_q)] — every allowed key is scored (the
+  // selection), only the kept ones are weighted into the output. Comparisons of the selection are not
+  // counted as FLOPs.
+  double flops(const Problem& p, const Params& params) const override {
+    const std::int64_t k = params.integer("k");
+    double scored = 0, kept = 0;
+    for (std::int64_t q = 0; q < p.q_len; ++q) {
+      const std::int64_t n = visible_keys(p, q);
+      scored += static_cast<double>(n);
+      kept += static_cast<double>(std::min(k, n));
+    }
+    const double bh = static_cast<double>(p.batch * p.heads);
+    return bh * (2.0 * static_cast<double>(p.head_dim) * scored + 2.0 * static_cast<double>(p.value_dim) * kept);
+  }
+  // Every key is read for the scores; over all queries the kept keys cover V: the dense minimum.
+  double bytes(const Problem& p, const Params&) const override { return attention_bytes(p); }
+
+  std::unique_ptr<Plan> plan(const Problem& p, const Params& params, const Device&) const override {
+    return std::make_unique<TopkPlan>(p, params.integer("k"));
+  }
+};
+
+ATTNBENCH_REGISTER_METHOD(Topk);
+
+}  // namespace
+}  // namespace attnbench

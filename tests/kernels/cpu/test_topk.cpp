@@ -1,0 +1,120 @@
+// Tests of the topk method: exact attention when k reaches the allowed keys; otherwise the softmax over
+// exactly the k best keys, against a float64 definition that sorts the scores; zero rows; FLOPs;
+// parameters and refusals.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "datasets/generators.hpp"
+#include "kernels/cpu/dynamic_sparse_oracle.hpp"
+#include "support/problems.hpp"
+
+using namespace attnbench;
+using attnbench::testing::Shape;
+
+namespace {
+
+const std::vector<Shape>& shapes() {
+  static const std::vector<Shape> all = {
+      {1, 1, 1, 1, 1, 64, 64},      // a single query and key
+      {2, 2, 2, 7, 7, 40, 40},      // odd length, batch 2
+      {1, 8, 2, 100, 100, 64, 64},  // GQA
+      {1, 4, 1, 257, 257, 32, 48},  // MQA, value dim differs
+      {1, 2, 2, 37, 100, 72, 72},   // Lq < Lk (bottom-right aligned)
+      {1, 2, 1, 100, 37, 64, 40},   // Lq > Lk: under causal the first 63 rows see nothing
+      {1, 2, 2, 5, 300, 64, 64},    // decode-like
+  };
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("topk with k >= allowed keys equals exact attention", "[topk][methods]") {
+  const auto mask = GENERATE(std::string("full"), std::string("causal"));
+  const Dtype dtype = GENERATE(Dtype::f32, Dtype::bf16);
+  std::uint64_t seed = 600;
+  for (const Shape& s : shapes()) {
+    const Problem p = testing::make_problem(s, mask, dtype);
+    INFO(p.describe());
+    const Inputs in = datasets::gaussian_inputs(p, seed++);
+    const Tensor ref = testing::run_method("reference", p, in);
+    const Tensor out = testing::run_method("topk", p, in, {{"k", s.kv_len}});
+    const double err = testing::relative_l2(out, ref);
+    INFO("relative L2 error " << err);
+    CHECK(err <= (dtype == Dtype::f32 ? 1e-5 : 1e-2));
+    for (std::int64_t i = 0; i < out.numel(); ++i)
+      if (ref.get(i) == 0.0) REQUIRE(out.get(i) == 0.0);
+  }
+}
+
+TEST_CASE("topk with small k equals the softmax over the k best keys", "[topk][methods]") {
+  const auto mask = GENERATE(std::string("full"), std::string("causal"));
+  std::uint64_t seed = 700;
+  std::int64_t compared_total = 0, ambiguous_total = 0;
+  for (const Shape& s : shapes())
+    for (const std::int64_t k : {1, 7, 40}) {
+      const Problem p = testing::make_problem(s, mask);
+      INFO(p.describe() << " k " << k);
+      const Inputs in = datasets::gaussian_inputs(p, seed++);
+      const testing::OracleResult ref = testing::topk_oracle(p, in, k);
+      const Tensor out = testing::run_method("topk", p, in, {{"k", k}});
+      std::int64_t compared = 0;
+      const double err = testing::relative_l2_unambiguous(p, out, ref, &compared);
+      INFO("relative L2 error " << err << " over " << compared << " rows");
+      CHECK(err <= 1e-5);
+      compared_total += compared;
+      ambiguous_total += testing::count_ambiguous(ref);
+    }
+  INFO(ambiguous_total << " near-tie rows skipped of " << compared_total + ambiguous_total);
+  CHECK(ambiguous_total * 100 <= compared_total + ambiguous_total);
+}
+
+TEST_CASE("topk with k = 1 returns the value of the best key", "[topk][methods]") {
+  const Problem p = testing::make_problem({1, 2, 1, 30, 50, 16, 8}, "causal");
+  const Inputs in = datasets::gaussian_inputs(p, 9);
+  const Tensor out = testing::run_method("topk", p, in, {{"k", 1}});
+  const testing::OracleResult ref = testing::topk_oracle(p, in, 1);
+  for (std::int64_t i = 0; i < out.numel(); ++i)
+    if (!ref.ambiguous[static_cast<std::size_t>(i / 8)]) REQUIRE(out.get(i) == Approx(ref.out[static_cast<std::size_t>(i)]).margin(1e-6));
+}
+
+TEST_CASE("topk bf16 follows the definition on the rounded inputs", "[topk][methods]") {
+  const auto mask = GENERATE(std::string("full"), std::string("causal"));
+  const Problem p = testing::make_problem({1, 4, 2, 150, 150, 64, 64}, mask, Dtype::bf16);
+  const Inputs in = datasets::gaussian_inputs(p, 19);
+  const testing::OracleResult ref = testing::topk_oracle(p, in, 20);
+  const Tensor out = testing::run_method("topk", p, in, {{"k", 20}});
+  REQUIRE(out.dtype() == Dtype::bf16);
+  CHECK(testing::relative_l2_unambiguous(p, out, ref) <= 1e-2);
+}
+
+TEST_CASE("topk declares its parameters, FLOPs and refusals", "[topk][methods]") {
+  const Method& m = testing::method_named("topk");
+  const MethodInfo info = m.info();
+  CHECK(info.family == Family::sparse_dynamic);
+  REQUIRE(info.params.size() == 1);
+  CHECK(info.params[0].name == "k");
+  CHECK(info.params[0].default_value == 64);
+  CHECK(info.params[0].check(0).has_value());
+  CHECK_FALSE(info.params[0].check(1).has_value());
+
+  // Causal L 256, k 64: query q scores q + 1 keys and weights min(64, q + 1) of them.
+  const Problem p = testing::make_problem({1, 4, 2, 256, 256, 64, 32}, "causal");
+  const Params params = complete_params(info.params, json::object());
+  double scored = 0, kept = 0;
+  for (int q = 0; q < 256; ++q) {
+    scored += q + 1;
+    kept += std::min(64, q + 1);
+  }
+  CHECK(m.flops(p, params) == Approx(4.0 * (2.0 * 64 * scored + 2.0 * 32 * kept)));
+  CHECK(m.supports(p, params, Device{}));
+
+  Problem windowed = p;
+  windowed.mask = std::make_shared<const testing::NarrowWindowMask>(p.mask_shape());
+  const Support no_mask = m.supports(windowed, params, Device{});
+  CHECK_FALSE(no_mask);
+  CHECK_THAT(no_mask.reason, Catch::Contains("full and causal masks only"));
+  CHECK_FALSE(m.supports(testing::make_problem({1, 1, 1, 8, 8, 64, 64}, "full", Dtype::f64), params, Device{}));
+  CHECK_FALSE(m.supports(p, params, Device{Device::Kind::cuda, 0}));
+}
