@@ -112,7 +112,7 @@ TEST_CASE("report refuses unreadable and foreign files with exit 2", "[cli]") {
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("--device cuda without a GPU says so in one line and exits 2; auto falls back", "[cli]") {
+TEST_CASE("device cuda without a GPU says so in one line and exits 2; auto falls back", "[cli]") {
   const auto dir = test::scratch_dir("device");
   std::string why;
   if (cuda_device_count(&why) > 0) {

@@ -174,7 +174,7 @@ TEST_CASE("report: an unknown metric names the ones there are", "[report]") {
     FAIL("no exception");
   } catch (const std::invalid_argument& e) {
     CHECK(std::string(e.what()) ==
-          "no cell has metric 'tflops' (available: latency_ms, gflops, peak_mb, speedup, rel_l2, max_abs, accuracy)");
+          "no cell has metric 'tflops' (available: latency_ms, gflops, peak_mb, flop_reduction, efficiency_length, speedup, rel_l2, max_abs, accuracy)");
   }
 }
 
@@ -183,4 +183,52 @@ TEST_CASE("report: format names", "[report]") {
   CHECK(parse_report_format("latex") == ReportFormat::latex);
   CHECK(parse_report_format("csv") == ReportFormat::csv);
   CHECK_THROWS_AS(parse_report_format("html"), std::invalid_argument);
+}
+
+TEST_CASE("report: efficiency length is the shortest length from which a method wins from then on", "[report]") {
+  ResultsFile r;
+  r.manifest_name = "eff";
+  r.manifest_text = R"({"name": "eff", "baseline": "flash"})";
+  std::int64_t i = 0;
+  auto add = [&](const std::string& label, std::int64_t len, double median_s) {
+    CellRecord c = cell(i++, label, "{}", "synthetic", len, len, median_s);
+    c.task_params = "{\"seq_len\":" + std::to_string(len) + "}";
+    r.cells.push_back(c);
+  };
+  // sparse loses at 512, wins from 1024 on; linear wins everywhere; slow never wins; wobbly wins at 1024
+  // only, then loses again at 2048, so it has no efficiency length.
+  const double flash_s[] = {1.0, 4.0, 16.0};
+  const std::int64_t lens[] = {512, 1024, 2048};
+  for (int k = 0; k < 3; ++k) {
+    add("flash", lens[k], flash_s[k]);
+    add("sparse", lens[k], flash_s[k] * (k == 0 ? 1.5 : 0.5));
+    add("linear", lens[k], flash_s[k] * 0.1);
+    add("slow", lens[k], flash_s[k] * 2);
+    add("wobbly", lens[k], flash_s[k] * (k == 1 ? 0.9 : 1.1));
+  }
+  const std::string md = render({r}, ReportFormat::markdown, "efficiency_length");
+  CHECK_THAT(md, Catch::Contains("| sparse ") && Catch::Contains("1024 |"));
+  CHECK_THAT(md, Catch::Contains("≤512"));
+  const std::string csv = render({r}, ReportFormat::csv, "efficiency_length");
+  CHECK_THAT(csv, Catch::Contains("sparse,1024\n"));
+  CHECK_THAT(csv, Catch::Contains("linear,512\n"));
+  CHECK_THAT(csv, Catch::Contains("slow,\n"));
+  CHECK_THAT(csv, Catch::Contains("wobbly,\n"));
+  CHECK_THAT(csv, !Catch::Contains("flash,"));  // the baseline has no row of its own
+}
+
+TEST_CASE("report: flop_reduction counts against the model's full multi-head attention", "[report]") {
+  ResultsFile r;
+  r.manifest_name = "sqa";
+  r.manifest_text = R"({"name": "sqa"})";
+  CellRecord mha = cell(0, "flash", "{}", "synthetic", 1024, 1024, 1.0);
+  mha.task_params = R"({"heads":8,"model_heads":0})";
+  CellRecord sqa = cell(1, "flash_sqa", "{}", "synthetic", 1024, 1024, 0.5);
+  sqa.heads = 4;
+  sqa.flops /= 2;
+  sqa.task_params = R"({"heads":4,"model_heads":8})";
+  r.cells = {mha, sqa};
+  const std::string csv = render({r}, ReportFormat::csv, "flop_reduction");
+  CHECK_THAT(csv, Catch::Contains("flash,1,\n") || Catch::Contains("flash,1\n"));
+  CHECK_THAT(csv, Catch::Contains("flash_sqa,,2") || Catch::Contains("flash_sqa,2"));
 }
