@@ -38,7 +38,7 @@ const char* kUsage =
     "  run MANIFEST       run every cell of a suite and write one HDF5 result file\n"
     "  validate MANIFEST  check a manifest; print its cell count and unsupported method x task pairs\n"
     "  list WHAT          list registered methods, tasks or masks\n"
-    "  report FILE.h5...  tables from result files (Markdown, LaTeX, CSV)\n"
+    "  report FILE.h5...  tables from result files (Markdown, LaTeX, CSV); --figures DIR writes SVG figures\n"
     "  env                what a run records about this machine and build\n"
     "\n"
     "`attnbench <command> --help` describes each. Exit codes: 0 success, 1 failure, 2 bad input.\n";
@@ -176,12 +176,17 @@ int cmd_report(const std::vector<std::string>& args) {
   opts.add_options()("files", po::value<std::vector<std::string>>()->required(), "result files (HDF5)")(
       "format", po::value<std::string>()->default_value("md"), "md, latex or csv")(
       "metric", po::value<std::string>()->default_value(""),
-      "pivot one metric: methods x shapes (latency_ms, gflops, speedup, peak_mb, or a task metric such as rel_l2)")(
-      "output,o", po::value<std::string>(), "write here instead of stdout");
+      "pivot one metric: methods x shapes (latency_ms, gflops, speedup, peak_mb, or a task metric such as rel_l2); "
+      "efficiency_length, ruler or niah for those tables")(
+      "output,o", po::value<std::string>(), "write here instead of stdout")(
+      "figures", po::value<std::string>(),
+      "also write SVG figures (needle heatmaps, latency and memory against length) and the retrieval tables into "
+      "this directory; the paths written go to stderr");
   po::positional_options_description pos;
   pos.add("files", -1);
   po::variables_map vm;
-  if (!parse("report", "FILE.h5 [FILE.h5 ...] [--format md|latex|csv] [--metric NAME] [-o OUT]", opts, pos, args, vm))
+  if (!parse("report", "FILE.h5 [FILE.h5 ...] [--format md|latex|csv] [--metric NAME] [-o OUT] [--figures DIR]", opts,
+             pos, args, vm))
     return kOk;
   ReportOptions ro;
   try {
@@ -203,6 +208,12 @@ int cmd_report(const std::vector<std::string>& args) {
     if (!(out << text)) throw std::runtime_error("cannot write " + vm["output"].as<std::string>());
   } else {
     std::cout << text;
+  }
+  if (vm.count("figures")) {
+    // Stdout stays the table, for pipes; the list of files is a message.
+    const std::vector<std::string> written = write_figures(files, vm["figures"].as<std::string>());
+    for (const std::string& path : written) std::cerr << "wrote " << path << "\n";
+    std::cerr << written.size() << " file(s) in " << vm["figures"].as<std::string>() << "\n";
   }
   return kOk;
 }
@@ -226,6 +237,14 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
+  // Timed runs pin OpenMP threads to cores unless the user chose otherwise. OpenMP reads these
+  // variables when the program starts, so the process re-executes itself once with them set; the
+  // environment record stores what was in force.
+  if (cmd == "run" && !std::getenv("OMP_PROC_BIND") && !std::getenv("ATTNBENCH_NO_PIN")) {
+    setenv("OMP_PROC_BIND", "close", 1);
+    if (!std::getenv("OMP_PLACES")) setenv("OMP_PLACES", "cores", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then run unpinned
+  }
   try {
     if (cmd == "run") return cmd_run(args);
     if (cmd == "validate") return cmd_validate(args);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 namespace attnbench {
 
@@ -20,6 +21,8 @@ ReportFormat parse_report_format(const std::string& s) {
 }
 
 namespace {
+
+using namespace report_detail;
 
 constexpr const char* kMissing = "—";
 constexpr std::size_t kReasonWidth = 60;  // characters of a reason shown in md and LaTeX
@@ -99,41 +102,55 @@ std::string csv_field(const std::string& s) {
 
 // --- the table model ----------------------------------------------------------------------------------
 
+// Which value of a column is best, for the bold in LaTeX (docs/report.md, "Best in bold").
+enum class Better { none, lower, higher };
+
 struct Column {
   std::string header;                    // Markdown; LaTeX escapes it
   std::vector<std::string> csv_headers;  // one or more CSV columns
   bool numeric = false;                  // right-aligned
+  Better better = Better::none;
 };
 
 struct Entry {
   std::string md, latex;         // latex already escaped
   std::vector<std::string> csv;  // one field per CSV header of its column
+  std::optional<double> value;   // what "best" compares; nothing for text and missing numbers
 };
 
 struct Table {
   std::string caption;
   std::vector<Column> columns;
   std::vector<std::vector<Entry>> rows;
+  // Rows compete for the bold only within their group (one task instance of the summary); empty = one group.
+  std::vector<std::size_t> group;
 };
+
+Column text_column(const std::string& header) { return Column{header, {header}, false, Better::none}; }
+Column number_column(const std::string& header, std::vector<std::string> csv_headers, Better better) {
+  return Column{header, std::move(csv_headers), true, better};
+}
 
 Entry text_entry(const std::string& s, std::size_t width = 0) {
   // A line break would end a table row in Markdown and LaTeX alike.
   std::string shown = replace_all(replace_all(s, "\r\n", " "), "\n", " ");
   if (width) shown = truncate(shown, width);
-  return Entry{markdown_escape(shown), latex_escape(shown), {s}};
+  return Entry{markdown_escape(shown), latex_escape(shown), {s}, std::nullopt};
 }
 
 Entry missing_entry(std::size_t csv_fields = 1) {
-  return Entry{kMissing, "---", std::vector<std::string>(csv_fields, "")};
+  return Entry{kMissing, "---", std::vector<std::string>(csv_fields, ""), std::nullopt};
 }
 
-// `shown` for md and LaTeX, `exact` for CSV.
+// `shown` for md and LaTeX, `exact` for CSV and for finding the best.
 Entry number_entry(const std::string& shown, double exact) {
-  return Entry{shown, latex_escape(shown), {full_precision(exact)}};
+  return Entry{shown, latex_escape(shown), {full_precision(exact)}, exact};
 }
 
-// A non-ok cell in a column of numbers: its status in md and LaTeX, an empty CSV field.
-Entry status_entry(const std::string& status) { return Entry{status, latex_escape(status), {""}}; }
+// A non-ok cell in a column of numbers: its status in md and LaTeX, empty CSV fields.
+Entry status_entry(const std::string& status, std::size_t csv_fields = 1) {
+  return Entry{status, latex_escape(status), std::vector<std::string>(csv_fields, ""), std::nullopt};
+}
 
 std::string render_markdown(const Table& t) {
   std::vector<std::size_t> width(t.columns.size(), 3);
@@ -172,7 +189,34 @@ std::string render_markdown(const Table& t) {
   return out;
 }
 
+// The best entries of each column with a direction, per group: all that tie with the best value. A group
+// with fewer than two values, or whose values are all equal, has no best: nothing won, nothing to mark.
+std::vector<std::vector<bool>> best_entries(const Table& t) {
+  std::vector<std::vector<bool>> bold(t.rows.size(), std::vector<bool>(t.columns.size(), false));
+  auto group_of = [&t](std::size_t r) { return t.group.empty() ? std::size_t{0} : t.group[r]; };
+  std::set<std::size_t> groups;
+  for (std::size_t r = 0; r < t.rows.size(); ++r) groups.insert(group_of(r));
+  for (std::size_t c = 0; c < t.columns.size(); ++c) {
+    const Better better = t.columns[c].better;
+    if (better == Better::none) continue;
+    for (const std::size_t g : groups) {
+      std::optional<double> best, worst;
+      for (std::size_t r = 0; r < t.rows.size(); ++r) {
+        const std::optional<double>& v = t.rows[r][c].value;
+        if (group_of(r) != g || !v || std::isnan(*v)) continue;
+        if (!best || (better == Better::lower ? *v < *best : *v > *best)) best = *v;
+        if (!worst || (better == Better::lower ? *v > *worst : *v < *worst)) worst = *v;
+      }
+      if (!best || *best == *worst) continue;
+      for (std::size_t r = 0; r < t.rows.size(); ++r)
+        if (group_of(r) == g && t.rows[r][c].value && *t.rows[r][c].value == *best) bold[r][c] = true;
+    }
+  }
+  return bold;
+}
+
 std::string render_latex(const Table& t) {
+  const std::vector<std::vector<bool>> bold = best_entries(t);
   std::string spec;
   for (const Column& c : t.columns) spec += c.numeric ? 'r' : 'l';
   std::string out = "\\begin{table}\n\\centering\n\\caption{" + latex_escape(t.caption) + "}\n\\begin{tabular}{" +
@@ -185,9 +229,10 @@ std::string render_latex(const Table& t) {
   for (const Column& c : t.columns) headers.push_back(latex_escape(c.header));
   line(headers);
   out += "\\midrule\n";
-  for (const auto& row : t.rows) {
+  for (std::size_t r = 0; r < t.rows.size(); ++r) {
     std::vector<std::string> cells;
-    for (const Entry& e : row) cells.push_back(e.latex);
+    for (std::size_t c = 0; c < t.rows[r].size(); ++c)
+      cells.push_back(bold[r][c] ? "\\textbf{" + t.rows[r][c].latex + "}" : t.rows[r][c].latex);
     line(cells);
   }
   out += "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
@@ -233,7 +278,13 @@ struct Row {
   const CellRecord* baseline = nullptr;
 };
 
-// "L1024 D64 H8/8 fp32 causal"; "L1×4096" for cross attention; B and Dv only when they are not the usual.
+json parse_or_null(const std::string& text) { return json::parse(text, nullptr, false); }
+
+}  // namespace
+
+namespace report_detail {
+
+// B and Dv only when they are not the usual.
 std::string shape_text(const CellRecord& c) {
   std::string s;
   // Appends only: GCC 12 warns falsely (-Wrestrict, bug 105651) on "literal" + std::string when inlined.
@@ -264,9 +315,45 @@ std::string shape_text(const CellRecord& c) {
   return s;
 }
 
-json parse_or_null(const std::string& text) { return json::parse(text, nullptr, false); }
+std::string pattern_text(std::string shape) {
+  // "L1024 D64 H8/8 fp32 causal" -> "D64 H8/8 fp32 causal" (and "B2 L1×4096 ..." -> "B2 ...").
+  const auto at = shape.find('L');
+  if (at != std::string::npos) {
+    const auto end = shape.find(' ', at);
+    shape.erase(at, end == std::string::npos ? std::string::npos : end - at + 1);
+  }
+  return shape;
+}
+
+std::string params_without(const std::string& task_params, const std::vector<std::string>& keys) {
+  json p = parse_or_null(task_params);
+  if (!p.is_object()) return task_params;
+  for (const std::string& k : keys) p.erase(k);
+  return p.dump();
+}
+
+std::int64_t cell_length(const CellRecord& c) {
+  const json p = parse_or_null(c.task_params);
+  if (p.is_object() && p.contains("seq_len") && p["seq_len"].is_number_integer()) return p["seq_len"].get<std::int64_t>();
+  return std::max(c.q_len, c.kv_len);
+}
+
+std::string length_text(std::int64_t n) {
+  constexpr std::int64_t K = 1024, M = 1024 * 1024;
+  if (n >= M && n % M == 0) return std::to_string(n / M) + "M";
+  if (n >= K && n % K == 0) return std::to_string(n / K) + "K";
+  return std::to_string(n);
+}
+
+}  // namespace report_detail
+
+namespace {
 
 std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+}  // namespace
+
+namespace report_detail {
 
 // Within one file: a label run with several parameter sets shows the parameters that differ.
 std::map<const CellRecord*, std::string> method_names(const ResultsFile& f) {
@@ -308,6 +395,16 @@ std::map<const CellRecord*, std::string> method_names(const ResultsFile& f) {
   return names;
 }
 
+bool several_runs(const std::vector<ResultsFile>& files) {
+  for (const ResultsFile& f : files)
+    if (f.manifest_name != files.front().manifest_name) return true;
+  return false;
+}
+
+}  // namespace report_detail
+
+namespace {
+
 std::string baseline_label(const ResultsFile& f) {
   const json m = parse_or_null(f.manifest_text);
   if (m.is_object() && m.contains("baseline") && m["baseline"].is_string()) return m["baseline"].get<std::string>();
@@ -339,12 +436,6 @@ std::vector<Row> collect_rows(const std::vector<ResultsFile>& files, bool* any_b
     }
   }
   return rows;
-}
-
-bool several_runs(const std::vector<ResultsFile>& files) {
-  for (const ResultsFile& f : files)
-    if (f.manifest_name != files.front().manifest_name) return true;
-  return false;
 }
 
 std::string caption(const std::vector<ResultsFile>& files, const std::vector<Row>& rows) {
@@ -381,11 +472,47 @@ double speedup(const Row& r) { return r.baseline->timing.median_s / r.cell->timi
 
 bool has_speedup(const Row& r) { return r.baseline && has_latency(*r.cell); }
 
+// The q-quantile of sorted samples, interpolating linearly between order statistics (Hyndman and Fan's
+// type 7, numpy's default): the same number a reader gets from the samples in the result file.
+double quantile(const std::vector<double>& sorted, double q) {
+  const double at = q * static_cast<double>(sorted.size() - 1);
+  const std::size_t lo = static_cast<std::size_t>(std::floor(at));
+  const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (at - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
+}
+
+// The spread of a latency: the interquartile range of the timing samples (robust to the slow outliers
+// every timing has, and a partner of the median). Nothing with fewer than two samples recorded.
+std::optional<std::pair<double, double>> latency_quartiles_ms(const CellRecord& c) {
+  if (c.samples.size() < 2) return std::nullopt;
+  std::vector<double> sorted = c.samples;
+  std::sort(sorted.begin(), sorted.end());
+  return std::make_pair(quantile(sorted, 0.25) * 1e3, quantile(sorted, 0.75) * 1e3);
+}
+
+// "median ± half the IQR" in md and LaTeX; the median and both quartiles in CSV.
 Entry latency_entry(const CellRecord& c) {
-  if (!has_latency(c)) return missing_entry(2);
-  const double med = latency_ms(c), sd = c.timing.stddev_s * 1e3;
-  const std::string m = format("%.4g", med), s = format("%.2g", sd);
-  return Entry{m + " ± " + s, m + " $\\pm$ " + s, {full_precision(med), full_precision(sd)}};
+  if (!has_latency(c)) return missing_entry(3);
+  const double med = latency_ms(c);
+  const std::string m = format("%.4g", med);
+  const auto quartiles = latency_quartiles_ms(c);
+  if (!quartiles) return Entry{m, m, {full_precision(med), "", ""}, med};
+  const std::string h = format("%.2g", (quartiles->second - quartiles->first) / 2);
+  return Entry{m + " ± " + h, m + " $\\pm$ " + h,
+               {full_precision(med), full_precision(quartiles->first), full_precision(quartiles->second)}, med};
+}
+
+// Lower is better for errors, higher for accuracy; a metric named otherwise (intervals, counts) has no best.
+Better metric_better(const std::string& name) {
+  auto ends_with = [&name](const std::string& suffix) {
+    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (name == "rel_l2" || name == "max_abs" || name == "mse" || name == "rmse" || name == "error" ||
+      ends_with("_error") || ends_with("_err"))
+    return Better::lower;
+  if (name == "accuracy" || ends_with("_accuracy") || name == "recall" || name == "precision" || name == "f1")
+    return Better::higher;
+  return Better::none;
 }
 
 Table summary_table(const std::vector<ResultsFile>& files, const std::vector<Row>& rows, bool any_baseline) {
@@ -396,17 +523,26 @@ Table summary_table(const std::vector<ResultsFile>& files, const std::vector<Row
 
   Table t;
   t.caption = caption(files, rows);
-  if (with_run) t.columns.push_back({"run", {"run"}, false});
-  t.columns.push_back({"method", {"method"}, false});
-  t.columns.push_back({"task", {"task"}, false});
-  t.columns.push_back({"shape", {"shape"}, false});
-  t.columns.push_back({"status", {"status"}, false});
-  t.columns.push_back({"latency (ms)", {"latency_ms", "latency_sd_ms"}, true});
-  t.columns.push_back({"GFLOP/s", {"gflops"}, true});
-  t.columns.push_back({"peak (MB)", {"peak_mb"}, true});
-  if (any_baseline) t.columns.push_back({"speedup (×)", {"speedup"}, true});
-  for (const std::string& m : metrics) t.columns.push_back({m, {m}, true});
-  if (any_reason) t.columns.push_back({"reason", {"reason"}, false});
+  if (with_run) t.columns.push_back(text_column("run"));
+  t.columns.push_back(text_column("method"));
+  t.columns.push_back(text_column("task"));
+  t.columns.push_back(text_column("shape"));
+  t.columns.push_back(text_column("status"));
+  t.columns.push_back(number_column("latency (ms)", {"latency_ms", "latency_q1_ms", "latency_q3_ms"}, Better::lower));
+  t.columns.push_back(number_column("GFLOP/s", {"gflops"}, Better::higher));
+  t.columns.push_back(number_column("peak (MB)", {"peak_mb"}, Better::lower));
+  if (any_baseline) t.columns.push_back(number_column("speedup (×)", {"speedup"}, Better::higher));
+  for (const std::string& m : metrics) t.columns.push_back(number_column(m, {m}, metric_better(m)));
+  if (any_reason) t.columns.push_back(text_column("reason"));
+
+  // Rows compete for the bold within one task instance of one file: the same problem, solved by each method.
+  std::vector<std::tuple<const ResultsFile*, std::string, std::string>> instances;
+  for (const Row& r : rows) {
+    const std::tuple<const ResultsFile*, std::string, std::string> key{r.file, r.cell->task, r.cell->task_params};
+    auto at = std::find(instances.begin(), instances.end(), key);
+    if (at == instances.end()) at = instances.insert(instances.end(), key);
+    t.group.push_back(static_cast<std::size_t>(at - instances.begin()));
+  }
 
   for (const Row& r : rows) {
     const CellRecord& c = *r.cell;
@@ -451,31 +587,37 @@ struct PivotMetric {
   std::string title;                                        // for the caption and CSV
   std::function<std::optional<double>(const Row&)> value;  // nothing when the cell lacks it
   const char* fmt;                                          // "" = metric_text
+  Better better;
 };
 
 PivotMetric pivot_metric(const std::string& name, const std::vector<Row>& rows, bool any_baseline) {
   using V = std::optional<double>;
   if (name == "latency_ms")
     return {"median latency (ms)", [](const Row& r) { return has_latency(*r.cell) ? V(latency_ms(*r.cell)) : V(); },
-            "%.4g"};
+            "%.4g", Better::lower};
   if (name == "gflops")
     return {"GFLOP/s",
             [](const Row& r) { return has_latency(*r.cell) && r.cell->flops > 0 ? V(gflops(*r.cell)) : V(); },
-            "%.4g"};
+            "%.4g", Better::higher};
   if (name == "peak_mb")
     return {"peak memory (MB)",
-            [](const Row& r) { return ok(*r.cell) && r.cell->peak_bytes > 0 ? V(peak_mb(*r.cell)) : V(); }, "%.4g"};
+            [](const Row& r) { return ok(*r.cell) && r.cell->peak_bytes > 0 ? V(peak_mb(*r.cell)) : V(); }, "%.4g",
+            Better::lower};
   if (name == "flop_reduction")
     return {"FLOP reduction (×) against the model's exact multi-head attention",
-            [](const Row& r) { return r.cell->flops > 0 ? V(model_flops(*r.cell) / r.cell->flops) : V(); }, "%.3g"};
+            [](const Row& r) { return r.cell->flops > 0 ? V(model_flops(*r.cell) / r.cell->flops) : V(); }, "%.3g",
+            Better::higher};
   if (name == "speedup" && any_baseline)
     return {"speedup (×) over the baseline", [](const Row& r) { return has_speedup(r) ? V(speedup(r)) : V(); },
-            "%.2f"};
+            "%.2f", Better::higher};
   const std::vector<std::string> metrics = metric_names(rows);
   if (std::find(metrics.begin(), metrics.end(), name) == metrics.end()) {
     std::string available = "latency_ms, gflops, peak_mb, flop_reduction, efficiency_length";
     if (any_baseline) available += ", speedup";
     for (const std::string& m : metrics) available += ", " + m;
+    for (const char* task : {"ruler", "niah"})
+      if (std::any_of(rows.begin(), rows.end(), [task](const Row& r) { return r.cell->task == task; }))
+        available += std::string(", ") + task;
     throw std::invalid_argument("no cell has metric '" + name + "' (available: " + available + ")");
   }
   return {name,
@@ -483,7 +625,7 @@ PivotMetric pivot_metric(const std::string& name, const std::vector<Row>& rows, 
             const double* v = ok(*r.cell) ? find_metric(*r.cell, name) : nullptr;
             return v ? V(*v) : V();
           },
-          ""};
+          "", metric_better(name)};
 }
 
 // Rows: method (per run when there are several), first-seen. Columns: task instances, first-seen, headed
@@ -518,9 +660,9 @@ Table pivot_table(const std::vector<ResultsFile>& files, const std::vector<Row>&
 
   Table t;
   t.caption = caption(files, rows) + "; " + metric.title + " by method and shape";
-  if (with_run) t.columns.push_back({"run", {"run"}, false});
-  t.columns.push_back({"method", {"method"}, false});
-  for (const std::string& h : headers) t.columns.push_back({h, {h}, true});
+  if (with_run) t.columns.push_back(text_column("run"));
+  t.columns.push_back(text_column("method"));
+  for (const std::string& h : headers) t.columns.push_back(number_column(h, {h}, metric.better));
   for (std::size_t ri = 0; ri < row_keys.size(); ++ri) {
     std::vector<Entry> e;
     if (with_run) e.push_back(text_entry(row_keys[ri].first));
@@ -549,30 +691,13 @@ Table pivot_table(const std::vector<ResultsFile>& files, const std::vector<Row>&
 // every length measured, "—" when it does not win at the longest.
 Table efficiency_table(const std::vector<ResultsFile>& files, const std::vector<Row>& rows) {
   const bool with_run = several_runs(files);
-  auto strip_length = [](const json& params) {
-    json p = params;
-    if (p.is_object()) {
-      p.erase("seq_len");
-      p.erase("kv_len");
-    }
-    return p.dump();
-  };
-  auto pattern_text = [](std::string shape) {
-    // "L1024 D64 H8/8 fp32 causal" -> "D64 H8/8 fp32 causal" (and "B2 L1×4096 ..." -> "B2 ...").
-    const auto at = shape.find('L');
-    if (at != std::string::npos) {
-      const auto end = shape.find(' ', at);
-      shape.erase(at, end == std::string::npos ? std::string::npos : end - at + 1);
-    }
-    return shape;
-  };
   std::vector<std::pair<std::string, std::string>> row_keys, col_keys;  // (run, method), (task, pattern)
   std::vector<std::string> col_headers;
   std::map<std::pair<std::size_t, std::size_t>, std::map<std::int64_t, double>> speedups;  // by length
   for (const Row& r : rows) {
     if (!has_speedup(r) || r.cell == r.baseline) continue;
     const std::pair<std::string, std::string> rk{with_run ? r.file->manifest_name : "", r.method};
-    const std::pair<std::string, std::string> ck{r.cell->task, strip_length(parse_or_null(r.cell->task_params))};
+    const std::pair<std::string, std::string> ck{r.cell->task, params_without(r.cell->task_params, {"seq_len", "kv_len"})};
     auto ri = std::find(row_keys.begin(), row_keys.end(), rk);
     if (ri == row_keys.end()) ri = row_keys.insert(row_keys.end(), rk);
     auto ci = std::find(col_keys.begin(), col_keys.end(), ck);
@@ -588,9 +713,9 @@ Table efficiency_table(const std::vector<ResultsFile>& files, const std::vector<
 
   Table t;
   t.caption = caption(files, rows) + "; efficiency length: shortest length from which each method beats the baseline";
-  if (with_run) t.columns.push_back({"run", {"run"}, false});
-  t.columns.push_back({"method", {"method"}, false});
-  for (const std::string& h : col_headers) t.columns.push_back({h, {h}, true});
+  if (with_run) t.columns.push_back(text_column("run"));
+  t.columns.push_back(text_column("method"));
+  for (const std::string& h : col_headers) t.columns.push_back(number_column(h, {h}, Better::lower));
   for (std::size_t ri = 0; ri < row_keys.size(); ++ri) {
     std::vector<Entry> e;
     if (with_run) e.push_back(text_entry(row_keys[ri].first));
@@ -605,10 +730,11 @@ Table efficiency_table(const std::vector<ResultsFile>& files, const std::vector<
       std::optional<std::int64_t> from;
       for (auto l = it->second.rbegin(); l != it->second.rend() && l->second > 1.0; ++l) from = l->first;
       if (!from) {
-        e.push_back(Entry{kMissing, "---", {""}});
+        e.push_back(missing_entry());
       } else if (*from == it->second.begin()->first) {
         const std::string shown = "≤" + std::to_string(*from);
-        e.push_back(Entry{shown, "$\\le$" + std::to_string(*from), {std::to_string(*from)}});
+        e.push_back(Entry{shown, "$\\le$" + std::to_string(*from), {std::to_string(*from)},
+                          static_cast<double>(*from)});
       } else {
         e.push_back(number_entry(std::to_string(*from), static_cast<double>(*from)));
       }
@@ -618,13 +744,153 @@ Table efficiency_table(const std::vector<ResultsFile>& files, const std::vector<
   return t;
 }
 
+// --- retrieval tables ---------------------------------------------------------------------------------
+
+// The 95% Wilson score interval of a proportion p over n trials.
+std::pair<double, double> wilson_interval(double p, double n) {
+  constexpr double z = 1.959963984540054;
+  const double denom = 1 + z * z / n;
+  const double centre = (p + z * z / (2 * n)) / denom;
+  const double half = z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom;
+  return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
+}
+
+// An average of accuracies: the mean, and the trials behind it (0 when some cell does not say).
+struct Pooled {
+  double mean = 0, trials = 0;
+};
+
+Pooled pool(const std::vector<std::pair<double, double>>& accuracy_trials) {
+  Pooled p;
+  bool all_trials = true;
+  for (const auto& [accuracy, trials] : accuracy_trials) {
+    p.mean += accuracy;
+    p.trials += trials;
+    all_trials = all_trials && trials > 0;
+  }
+  p.mean /= static_cast<double>(accuracy_trials.size());
+  if (!all_trials) p.trials = 0;
+  return p;
+}
+
+// Accuracy in % (one decimal) in md and LaTeX; in CSV the % and its 95% interval (empty without trials).
+Entry accuracy_entry(const Pooled& p) {
+  const std::string shown = format("%.1f", 100 * p.mean);
+  std::vector<std::string> csv{full_precision(100 * p.mean), "", ""};
+  if (p.trials > 0) {
+    const auto [lo, hi] = wilson_interval(p.mean, p.trials);
+    csv[1] = full_precision(100 * lo);
+    csv[2] = full_precision(100 * hi);
+  }
+  return Entry{shown, shown, csv, p.mean};
+}
+
+// The trials behind a cell's accuracy: its metric `trials`, else its task parameter `samples`, else 0.
+double cell_trials(const CellRecord& c) {
+  if (const double* t = find_metric(c, "trials")) return *t;
+  const json p = parse_or_null(c.task_params);
+  if (p.is_object() && p.contains("samples") && p["samples"].is_number()) return p["samples"].get<double>();
+  return 0;
+}
+
+// RULER's table: rows methods, columns lengths then their average; each length the mean accuracy over
+// the task's `averaged` parameter (RULER's variants, the needle's depths). Parameters other than the length
+// and the averaged one (a needle's signal) split a method into several rows.
+Table retrieval_table(const std::vector<ResultsFile>& files, const std::vector<Row>& rows, const std::string& task,
+                      const std::string& averaged, const std::string& title) {
+  const bool with_run = several_runs(files);
+  struct Key {
+    std::string run, method, rest;
+    bool operator==(const Key& o) const { return run == o.run && method == o.method && rest == o.rest; }
+  };
+  std::vector<Key> row_keys;
+  std::set<std::int64_t> lengths;
+  std::vector<std::string> averaged_values;  // first-seen, for the caption
+  std::set<std::string> rests;
+  // (row, length) -> averaged value -> the first cell there
+  std::map<std::pair<std::size_t, std::int64_t>, std::map<std::string, const Row*>> at;
+  for (const Row& r : rows) {
+    if (r.cell->task != task) continue;
+    const json p = parse_or_null(r.cell->task_params);
+    const std::string value = p.is_object() && p.contains(averaged) ? value_text(p[averaged]) : "";
+    const Key k{with_run ? r.file->manifest_name : "", r.method,
+                params_without(r.cell->task_params, {"seq_len", "q_len", "kv_len", averaged})};
+    auto ri = std::find(row_keys.begin(), row_keys.end(), k);
+    if (ri == row_keys.end()) ri = row_keys.insert(row_keys.end(), k);
+    const std::int64_t length = cell_length(*r.cell);
+    lengths.insert(length);
+    rests.insert(k.rest);
+    if (std::find(averaged_values.begin(), averaged_values.end(), value) == averaged_values.end())
+      averaged_values.push_back(value);
+    at[{static_cast<std::size_t>(ri - row_keys.begin()), length}].emplace(value, &r);
+  }
+  if (row_keys.empty()) throw std::invalid_argument("no cell of task '" + task + "', so no " + task + " table");
+
+  std::string caption_text = caption(files, rows) + "; " + title + ": accuracy (%) by method and length, the mean over " +
+                             std::to_string(averaged_values.size()) + " " + averaged + "(s) (";
+  for (std::size_t i = 0; i < averaged_values.size(); ++i) caption_text += (i ? ", " : "") + averaged_values[i];
+  caption_text += ")";
+  Table t;
+  t.caption = caption_text;
+  if (with_run) t.columns.push_back(text_column("run"));
+  t.columns.push_back(text_column("method"));
+  for (const std::int64_t l : lengths) {
+    // Appends only: GCC 12 warns falsely (-Wrestrict, bug 105651) on "literal" + std::string when inlined.
+    std::string csv = "L";
+    csv += std::to_string(l);
+    t.columns.push_back(number_column(length_text(l), {csv, csv + "_ci_low", csv + "_ci_high"}, Better::higher));
+  }
+  t.columns.push_back(number_column("avg", {"avg", "avg_ci_low", "avg_ci_high"}, Better::higher));
+
+  for (std::size_t ri = 0; ri < row_keys.size(); ++ri) {
+    std::vector<Entry> e;
+    if (with_run) e.push_back(text_entry(row_keys[ri].run));
+    e.push_back(text_entry(rests.size() > 1 ? row_keys[ri].method + " " + row_keys[ri].rest : row_keys[ri].method));
+    std::vector<std::pair<double, double>> all;  // every cell of the row, for the average
+    bool complete = true;
+    for (const std::int64_t l : lengths) {
+      const auto it = at.find({ri, l});
+      std::vector<std::pair<double, double>> cells;
+      std::string status;  // of the first cell that is not ok
+      for (const std::string& v : averaged_values) {
+        const auto cell = it == at.end() ? nullptr : (it->second.count(v) ? it->second.at(v) : nullptr);
+        if (!cell) continue;
+        const double* accuracy = ok(*cell->cell) ? find_metric(*cell->cell, "accuracy") : nullptr;
+        if (accuracy) cells.emplace_back(*accuracy, cell_trials(*cell->cell));
+        else if (status.empty()) status = ok(*cell->cell) ? "" : cell->cell->status;
+      }
+      // A mean over some variants only would not compare with the others' means: all or nothing.
+      if (cells.size() != averaged_values.size()) {
+        complete = false;
+        e.push_back(status.empty() ? missing_entry(3) : status_entry(status, 3));
+        continue;
+      }
+      all.insert(all.end(), cells.begin(), cells.end());
+      e.push_back(accuracy_entry(pool(cells)));
+    }
+    e.push_back(complete ? accuracy_entry(pool(all)) : missing_entry(3));
+    t.rows.push_back(std::move(e));
+  }
+  return t;
+}
+
 }  // namespace
+
+bool has_task(const std::vector<ResultsFile>& files, const std::string& task) {
+  for (const ResultsFile& f : files)
+    for (const CellRecord& c : f.cells)
+      if (c.task == task) return true;
+  return false;
+}
 
 std::string render_report(const std::vector<ResultsFile>& files, const ReportOptions& opts) {
   bool any_baseline = false;
   const std::vector<Row> rows = collect_rows(files, &any_baseline);
   if (opts.metric.empty()) return render(summary_table(files, rows, any_baseline), opts.format);
   if (opts.metric == "efficiency_length") return render(efficiency_table(files, rows), opts.format);
+  if (opts.metric == "ruler") return render(retrieval_table(files, rows, "ruler", "variant", "RULER"), opts.format);
+  if (opts.metric == "niah")
+    return render(retrieval_table(files, rows, "niah", "depth", "needle in a haystack"), opts.format);
   return render(pivot_table(files, rows, pivot_metric(opts.metric, rows, any_baseline)), opts.format);
 }
 

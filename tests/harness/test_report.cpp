@@ -1,10 +1,14 @@
-// The report: each format against checked-in expected files, determinism, pivots, and metric errors.
+// The report: each format against checked-in expected files, determinism, pivots, metric errors, the best in
+// bold, the latency spread, and the retrieval tables.
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -46,6 +50,8 @@ CellRecord cell(std::int64_t index, const std::string& label, const std::string&
   c.timing.stddev_s = median_s * 0.02;
   c.timing.min_s = median_s * 0.97;
   c.timing.max_s = median_s * 1.05;
+  // Quartiles 0.99 and 1.01 of the median: the tables show median ± 0.01·median.
+  for (const double f : {1.05, 0.97, 1.0, 1.01, 0.99}) c.samples.push_back(median_s * f);
   c.peak_bytes = 4 * q_len * 8 * 64 * 3;
   return c;
 }
@@ -69,6 +75,7 @@ ResultsFile smoke_run() {
   linformer.status = "unsupported";
   linformer.reason = "causal masks are not supported by low-rank projections of keys and values; use a full mask";
   linformer.timing = TimingStats{};
+  linformer.samples.clear();
   linformer.peak_bytes = 0;
 
   CellRecord exact_x = cell(4, "exact", "{}", "lra", 1, 4096, 0.00025);
@@ -231,4 +238,201 @@ TEST_CASE("report: flop_reduction counts against the model's full multi-head att
   const std::string csv = render({r}, ReportFormat::csv, "flop_reduction");
   CHECK_THAT(csv, Catch::Contains("flash,1,\n") || Catch::Contains("flash,1\n"));
   CHECK_THAT(csv, Catch::Contains("flash_sqa,,2") || Catch::Contains("flash_sqa,2"));
+}
+
+namespace {
+
+// The LaTeX row whose first cell is `first`, split into its cells.
+std::vector<std::string> latex_row(const std::string& tex, const std::string& first) {
+  std::istringstream lines(tex);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(first + " & ", 0) != 0) continue;
+    line = line.substr(0, line.rfind(" \\\\"));
+    std::vector<std::string> cells;
+    for (std::size_t at = 0;;) {
+      const std::size_t next = line.find(" & ", at);
+      cells.push_back(line.substr(at, next == std::string::npos ? std::string::npos : next - at));
+      if (next == std::string::npos) break;
+      at = next + 3;
+    }
+    return cells;
+  }
+  return {};
+}
+
+bool bold(const std::string& cell) { return cell.rfind("\\textbf{", 0) == 0; }
+
+}  // namespace
+
+TEST_CASE("report: LaTeX bolds the best value of each column within a task instance", "[report]") {
+  const std::string tex = render({smoke_run()}, ReportFormat::latex);
+  // Columns: method task shape status latency GFLOP/s peak speedup rel_l2 max_abs accuracy reason.
+  const auto exact = latex_row(tex, "exact");  // the first exact row: lra L1024
+  const auto flash64 = latex_row(tex, "flash block\\_k=64");
+  const auto flash128 = latex_row(tex, "flash block\\_k=128");
+  REQUIRE(exact.size() == 12);
+  REQUIRE(flash64.size() == 12);
+  REQUIRE(flash128.size() == 12);
+  // Latency: lowest wins; the spread is half the interquartile range (0.01 · 4.568 ms).
+  CHECK(flash64[4] == "\\textbf{4.568 $\\pm$ 0.046}");
+  CHECK(!bold(exact[4]));
+  CHECK(!bold(flash128[4]));
+  // GFLOP/s and speedup: highest wins.
+  CHECK(flash64[5] == "\\textbf{235.1}");
+  CHECK(!bold(exact[5]));
+  CHECK(flash64[7] == "\\textbf{2.70}");
+  // Peak memory ties in all three: no best. rel_l2 and max_abs: exact's 0 is lowest.
+  CHECK(!bold(exact[6]));
+  CHECK(!bold(flash64[6]));
+  CHECK(exact[8] == "\\textbf{0}");
+  CHECK(!bold(flash64[8]));
+  // The needle instance is its own group: exact's accuracy 1 beats 0.9375, and its latency loses.
+  const std::string needle_exact = tex.substr(tex.find("exact & needle"));
+  CHECK(needle_exact.find("\\textbf{1} &") < needle_exact.find('\n'));
+  CHECK_THAT(tex, Catch::Contains("\\textbf{20 $\\pm$ 0.2}"));
+  // Markdown and CSV carry no bold.
+  CHECK_THAT(render({smoke_run()}, ReportFormat::markdown), !Catch::Contains("**"));
+  CHECK_THAT(render({smoke_run()}, ReportFormat::csv), !Catch::Contains("textbf"));
+}
+
+TEST_CASE("report: a pivot in LaTeX bolds the best of each column", "[report]") {
+  const std::string tex = render({smoke_run()}, ReportFormat::latex, "latency_ms");
+  const auto exact = latex_row(tex, "exact");
+  const auto flash64 = latex_row(tex, "flash block\\_k=64");
+  REQUIRE(exact.size() == 4);
+  REQUIRE(flash64.size() == 4);
+  CHECK(flash64[1] == "\\textbf{4.568}");  // L1024: 4.568 < 5.1 < 12.35
+  CHECK(flash64[2] == "\\textbf{0.2}");    // L1×4096: 0.2 < 0.25
+  CHECK(exact[3] == "40");                  // needle: 20 (flash block_k=128) wins
+  CHECK_THAT(tex, Catch::Contains("\\textbf{20}"));
+  // Accuracy: higher is better.
+  const std::string acc = render({smoke_run()}, ReportFormat::latex, "accuracy");
+  CHECK(latex_row(acc, "exact").at(3) == "\\textbf{1}");  // the needle column
+}
+
+TEST_CASE("report: latency spread is the interquartile range of the samples", "[report]") {
+  const std::string csv = render({smoke_run()}, ReportFormat::csv);
+  CHECK(csv.rfind("method,task,shape,status,latency_ms,latency_q1_ms,latency_q3_ms,", 0) == 0);
+  // 12.3456 ms with quartiles at 0.99 and 1.01 of it.
+  CHECK_THAT(csv, Catch::Contains("\nexact,lra,L1024 D64 H8/8 fp32 causal,ok,12.3456,12.222144,12.469056,"));
+  // Without recorded samples, the median alone.
+  ResultsFile r = smoke_run();
+  for (CellRecord& c : r.cells) c.samples.clear();
+  CHECK_THAT(render({r}, ReportFormat::markdown), Catch::Contains(" 12.35 |") && !Catch::Contains("±"));
+}
+
+namespace {
+
+// RULER cells: per method, per length, per variant, an accuracy over 100 trials.
+ResultsFile ruler_run(const std::map<std::string, std::vector<std::vector<double>>>& accuracy) {
+  ResultsFile r;
+  r.manifest_name = "ruler_quick";
+  r.manifest_text = R"({"name": "ruler_quick"})";
+  const std::vector<std::int64_t> lengths{4096, 8192};
+  const std::vector<std::string> variants{"single", "multikey", "vt"};
+  std::int64_t i = 0;
+  for (const auto& [method, by_length] : accuracy)
+    for (std::size_t l = 0; l < lengths.size(); ++l)
+      for (std::size_t v = 0; v < variants.size(); ++v) {
+        if (std::isnan(by_length[l][v])) continue;  // no cell
+        CellRecord c = cell(i++, method, "{}", "ruler", lengths[l], lengths[l], 0.01);
+        c.task_kind = "retrieval";
+        c.task_params = R"({"variant":")" + variants[v] + R"(","seq_len":)" + std::to_string(lengths[l]) + "}";
+        c.metrics = {{"accuracy", by_length[l][v]}, {"accuracy_ci_low", 0}, {"accuracy_ci_high", 1}, {"trials", 100}};
+        if (by_length[l][v] < 0) {
+          c.status = "failed";
+          c.reason = "out of memory";
+          c.metrics.clear();
+        }
+        r.cells.push_back(c);
+      }
+  return r;
+}
+
+std::vector<std::string> csv_line(const std::string& csv, const std::string& first) {
+  std::istringstream lines(csv);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(first + ",", 0) != 0) continue;
+    std::vector<std::string> fields;
+    std::istringstream f(line);
+    for (std::string field; std::getline(f, field, ',');) fields.push_back(field);
+    if (line.back() == ',') fields.push_back("");
+    return fields;
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("report: the RULER table averages variants per length, then lengths", "[report]") {
+  const double nan = std::nan("");
+  // std::map: methods in name order, which is also the cells' order.
+  const ResultsFile r = ruler_run({
+      {"exact", {{1.0, 1.0, 1.0}, {1.0, 1.0, 1.0}}},
+      {"gappy", {{1.0, 1.0, 1.0}, {1.0, nan, 1.0}}},  // a variant missing at 8K
+      {"oom", {{1.0, 1.0, 1.0}, {1.0, -1.0, 1.0}}},   // a variant failed at 8K
+      {"window", {{0.9, 0.6, 0.3}, {0.5, 0.2, 0.2}}},
+  });
+  const std::string csv = render({r}, ReportFormat::csv, "ruler");
+  CHECK(csv.rfind("method,L4096,L4096_ci_low,L4096_ci_high,L8192,L8192_ci_low,L8192_ci_high,avg,avg_ci_low,avg_ci_high\n",
+                  0) == 0);
+  const auto window = csv_line(csv, "window");
+  REQUIRE(window.size() == 10);
+  CHECK(std::stod(window[1]) == Approx(60));  // (90 + 60 + 30) / 3
+  CHECK(std::stod(window[4]) == Approx(30));  // (50 + 20 + 20) / 3
+  CHECK(std::stod(window[7]) == Approx(45));  // (60 + 30) / 2
+  // 95% Wilson interval of 60% over the 300 trials pooled: [54.36, 65.39] (by hand: z = 1.96).
+  CHECK(std::stod(window[2]) == Approx(54.36).margin(0.01));
+  CHECK(std::stod(window[3]) == Approx(65.39).margin(0.01));
+  // 45% over 600 trials: [41.06, 49.00].
+  CHECK(std::stod(window[8]) == Approx(41.06).margin(0.01));
+  CHECK(std::stod(window[9]) == Approx(49.00).margin(0.01));
+  const auto exact = csv_line(csv, "exact");
+  REQUIRE(exact.size() == 10);
+  CHECK(exact[7] == "100");
+  // A length with a variant missing or failed has no mean, and then neither has the average.
+  const auto gappy = csv_line(csv, "gappy");
+  REQUIRE(gappy.size() == 10);
+  CHECK(gappy[1] == "100");
+  CHECK(gappy[4].empty());
+  CHECK(gappy[7].empty());
+
+  const std::string md = render({r}, ReportFormat::markdown, "ruler");
+  CHECK_THAT(md, Catch::Contains("mean over 3 variant(s) (single, multikey, vt)"));
+  CHECK_THAT(md, Catch::Contains("| method | 4K    | 8K     | avg   |"));
+  CHECK_THAT(md, Catch::Contains("| window |  60.0 |   30.0 |  45.0 |"));
+  CHECK_THAT(md, Catch::Contains("| oom    | 100.0 | failed |     — |"));
+  // LaTeX: exact's 100.0 is the best of each column (tied with gappy and oom where they have one).
+  const std::string tex = render({r}, ReportFormat::latex, "ruler");
+  CHECK(latex_row(tex, "exact") ==
+        std::vector<std::string>{"exact", "\\textbf{100.0}", "\\textbf{100.0}", "\\textbf{100.0}"});
+  CHECK(latex_row(tex, "window") == std::vector<std::string>{"window", "60.0", "30.0", "45.0"});
+  CHECK_THROWS_AS(render({smoke_run()}, ReportFormat::csv, "ruler"), std::invalid_argument);
+}
+
+TEST_CASE("report: the needle table averages depths per length", "[report]") {
+  ResultsFile r;
+  r.manifest_name = "niah";
+  r.manifest_text = R"({"name": "niah"})";
+  std::int64_t i = 0;
+  for (const std::int64_t len : {1024, 2048})
+    for (const int depth : {0, 50, 100}) {
+      CellRecord c = cell(i++, "sliding_window", "{}", "niah", len, len, 0.01);
+      c.task_kind = "retrieval";
+      c.task_params = "{\"seq_len\":" + std::to_string(len) + ",\"depth\":" + std::to_string(depth) +
+                      ",\"samples\":50,\"signal\":0.9}";
+      // Only the needle near the end is inside the window at 2K.
+      c.metrics = {{"accuracy", len == 1024 || depth == 100 ? 1.0 : 0.0}};
+      r.cells.push_back(c);
+    }
+  const std::string csv = render({r}, ReportFormat::csv, "niah");
+  const auto row = csv_line(csv, "sliding_window");
+  REQUIRE(row.size() == 10);
+  CHECK(row[1] == "100");
+  CHECK(std::stod(row[4]) == Approx(100.0 / 3));
+  CHECK(std::stod(row[7]) == Approx(200.0 / 3));
+  // Trials from the task parameter `samples`: 150 per length.
+  CHECK(std::stod(row[5]) > 0);
+  CHECK(std::stod(row[6]) < 100);
+  CHECK_THAT(render({r}, ReportFormat::markdown, "niah"), Catch::Contains("mean over 3 depth(s) (0, 50, 100)"));
 }

@@ -1,5 +1,7 @@
 // Tables from result files alone: a pure function, the same bytes for the same inputs.
 #pragma once
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,10 +14,38 @@ ReportFormat parse_report_format(const std::string& s);  // "md", "latex", "csv"
 
 struct ReportOptions {
   ReportFormat format = ReportFormat::markdown;
-  std::string metric;  // "" = the summary table; otherwise a pivot of that metric (see docs/report.md)
+  // "" = the summary table; "efficiency_length", "ruler", "niah" = those tables; otherwise a pivot of that
+  // metric (see docs/report.md)
+  std::string metric;
 };
 
 // Throws std::invalid_argument for a metric no cell has.
 std::string render_report(const std::vector<ResultsFile>& files, const ReportOptions& opts);
 
+// Whether some cell of the files belongs to the task: the retrieval tables exist only then.
+bool has_task(const std::vector<ResultsFile>& files, const std::string& task);
+
+// Pieces the tables share with the figures (figures.cpp), so both name methods and patterns alike.
+namespace report_detail {
+
+// "L1024 D64 H8/8 fp32 causal"; "L1×4096" for cross attention (docs/report.md, "Shape").
+std::string shape_text(const CellRecord& c);
+// The shape without its length: "D64 H8/8 fp32 causal".
+std::string pattern_text(std::string shape);
+// Within one file: the label, plus the parameters that tell apart a label's configurations.
+std::map<const CellRecord*, std::string> method_names(const ResultsFile& f);
+// Whether the files come from manifests with different names (then a run name goes before a method).
+bool several_runs(const std::vector<ResultsFile>& files);
+// The task parameters as JSON text without the named keys (the text itself when it is not an object).
+std::string params_without(const std::string& task_params, const std::vector<std::string>& keys);
+// A cell's length: the task parameter seq_len when there is one, else the longer of q_len and kv_len.
+std::int64_t cell_length(const CellRecord& c);
+// 4096 -> "4K", 1048576 -> "1M", 1000 -> "1000".
+std::string length_text(std::int64_t n);
+
+}  // namespace report_detail
+
 }  // namespace attnbench
+
+// The CLI's report command reaches the figures through this header.
+#include "attnbench/figures.hpp"
