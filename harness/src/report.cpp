@@ -583,6 +583,29 @@ double model_flops(const CellRecord& c) {
   return c.causal ? full / 2 : full;
 }
 
+// Columns whose headers collide are told apart by the task parameters whose values differ among the
+// colliding columns, as "name=value" (the parameters are JSON objects in key_params[i].second).
+void disambiguate(std::vector<std::string>& headers,
+                  const std::vector<std::pair<std::string, std::string>>& key_params) {
+  const std::vector<std::string> original = headers;
+  for (std::size_t i = 0; i < headers.size(); ++i) {
+    std::vector<json> same;  // the parameters of every column that shares this header
+    for (std::size_t j = 0; j < original.size(); ++j)
+      if (original[j] == original[i]) same.push_back(parse_or_null(key_params[j].second));
+    if (same.size() < 2) continue;
+    const json mine = parse_or_null(key_params[i].second);
+    std::string suffix;
+    if (mine.is_object())
+      for (const auto& item : mine.items()) {
+        bool varies = false;
+        for (const json& other : same)
+          varies |= !other.is_object() || !other.contains(item.key()) || other[item.key()] != item.value();
+        if (varies) suffix += " " + item.key() + "=" + value_text(item.value());
+      }
+    headers[i] += suffix.empty() ? " " + key_params[i].second : suffix;
+  }
+}
+
 struct PivotMetric {
   std::string title;                                        // for the caption and CSV
   std::function<std::optional<double>(const Row&)> value;  // nothing when the cell lacks it
@@ -655,8 +678,7 @@ Table pivot_table(const std::vector<ResultsFile>& files, const std::vector<Row>&
   for (std::size_t i = 0; i < col_keys.size(); ++i)
     headers.push_back(tasks.size() > 1 ? col_keys[i].first + " " + col_shapes[i] : col_shapes[i]);
   // Task instances of one shape (a needle at several depths) are told apart by their parameters.
-  for (std::size_t i = 0; i < headers.size(); ++i)
-    if (std::count(headers.begin(), headers.end(), headers[i]) > 1) headers[i] += " " + col_keys[i].second;
+  disambiguate(headers, col_keys);
 
   Table t;
   t.caption = caption(files, rows) + "; " + metric.title + " by method and shape";
@@ -708,8 +730,7 @@ Table efficiency_table(const std::vector<ResultsFile>& files, const std::vector<
     speedups[{ri - row_keys.begin(), ci - col_keys.begin()}].emplace(std::max(r.cell->q_len, r.cell->kv_len), speedup(r));
   }
   if (row_keys.empty()) throw std::invalid_argument("no cell has a speedup over a baseline, so no efficiency length");
-  for (std::size_t i = 0; i < col_headers.size(); ++i)
-    if (std::count(col_headers.begin(), col_headers.end(), col_headers[i]) > 1) col_headers[i] += " " + col_keys[i].second;
+  disambiguate(col_headers, col_keys);
 
   Table t;
   t.caption = caption(files, rows) + "; efficiency length: shortest length from which each method beats the baseline";

@@ -436,3 +436,17 @@ TEST_CASE("report: the needle table averages depths per length", "[report]") {
   CHECK(std::stod(row[6]) < 100);
   CHECK_THAT(render({r}, ReportFormat::markdown, "niah"), Catch::Contains("mean over 3 depth(s) (0, 50, 100)"));
 }
+
+TEST_CASE("report: pivot columns of one shape are told apart by the parameters that differ", "[report]") {
+  ResultsFile r;
+  r.manifest_name = "cols";
+  r.manifest_text = R"({"name": "cols"})";
+  CellRecord a = cell(0, "flash", "{}", "cab", 512, 512, 1.0);
+  a.task_params = R"({"pattern":"self_full","seq_len":512,"heads":4})";
+  CellRecord b = cell(1, "flash", "{}", "cab", 512, 512, 2.0);
+  b.task_params = R"({"pattern":"other","seq_len":512,"heads":4})";
+  r.cells = {a, b};
+  const std::string md = render({r}, ReportFormat::markdown, "latency_ms");
+  CHECK_THAT(md, Catch::Contains("pattern=self_full |") && Catch::Contains("pattern=other |"));
+  CHECK_THAT(md, !Catch::Contains("heads=4"));
+}
