@@ -833,9 +833,12 @@ Table retrieval_table(const std::vector<ResultsFile>& files, const std::vector<R
   for (const Row& r : rows) {
     if (r.cell->task != task) continue;
     const json p = parse_or_null(r.cell->task_params);
-    const std::string value = p.is_object() && p.contains(averaged) ? value_text(p[averaged]) : "";
+    std::string value = p.is_object() && p.contains(averaged) ? value_text(p[averaged]) : "";
+    // RULER's single-needle family comes in three haystacks, each its own entry of the mean (as RULER's
+    // niah_single_1/2/3); the haystack parameter of the other families is unused.
+    if (task == "ruler" && value == "single" && p.contains("haystack")) value += "/" + value_text(p["haystack"]);
     const Key k{with_run ? r.file->manifest_name : "", r.method,
-                params_without(r.cell->task_params, {"seq_len", "q_len", "kv_len", averaged})};
+                params_without(r.cell->task_params, {"seq_len", "q_len", "kv_len", averaged, "haystack"})};
     auto ri = std::find(row_keys.begin(), row_keys.end(), k);
     if (ri == row_keys.end()) ri = row_keys.insert(row_keys.end(), k);
     const std::int64_t length = cell_length(*r.cell);

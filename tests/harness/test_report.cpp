@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -449,4 +450,26 @@ TEST_CASE("report: pivot columns of one shape are told apart by the parameters t
   const std::string md = render({r}, ReportFormat::markdown, "latency_ms");
   CHECK_THAT(md, Catch::Contains("pattern=self_full |") && Catch::Contains("pattern=other |"));
   CHECK_THAT(md, !Catch::Contains("heads=4"));
+}
+
+TEST_CASE("report: RULER's single family counts each haystack as its own variant", "[report]") {
+  ResultsFile r;
+  r.manifest_name = "ruler";
+  r.manifest_text = R"({"name": "ruler"})";
+  std::int64_t i = 0;
+  // single/noise 100%, single/repeat 50%, multikey (haystack left at its default) 0%: mean 50%.
+  for (const auto& [variant, haystack, acc] : std::vector<std::tuple<std::string, std::string, double>>{
+           {"single", "noise", 1.0}, {"single", "repeat", 0.5}, {"multikey", "noise", 0.0}}) {
+    CellRecord c = cell(i++, "m", "{}", "ruler", 4096, 4096, 0.01);
+    c.task_kind = "retrieval";
+    c.task_params = R"({"variant":")" + variant + R"(","haystack":")" + haystack + R"(","seq_len":4096})";
+    c.metrics = {{"accuracy", acc}, {"trials", 10}};
+    r.cells.push_back(c);
+  }
+  const std::string md = render({r}, ReportFormat::markdown, "ruler");
+  CHECK_THAT(md, Catch::Contains("mean over 3 variant(s) (single/noise, single/repeat, multikey)"));
+  CHECK_THAT(md, Catch::Contains("| m      | 50.0 | 50.0 |"));
+  const auto m = csv_line(render({r}, ReportFormat::csv, "ruler"), "m");
+  REQUIRE(m.size() == 7);  // one row: the haystack does not split the method
+  CHECK(std::stod(m[1]) == Approx(50));
 }
