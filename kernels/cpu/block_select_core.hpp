@@ -11,12 +11,14 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "attnbench/method.hpp"
 #include "attnbench/problem.hpp"
 #include "attnbench/tensor.hpp"
+#include "kernels/cpu/exact_common.hpp"
 
 namespace attnbench::kernels {
 
@@ -43,22 +45,6 @@ inline float exp_nonpositive(float x) {
   return underflow ? 0.0f : std::bit_cast<float>(bits);
 }
 
-// The dynamic-sparse methods are defined over a full or causal problem; any other mask would need a
-// definition of how it combines with the selection, which the papers do not give.
-inline Support full_or_causal_only(const std::string& method, const Problem& p) {
-  if (!p.mask) return Support::no(method + " needs a problem with a mask");
-  if (!p.mask->is_full() && !p.mask->is_causal())
-    return Support::no(method + " supports the full and causal masks only, not '" + p.mask->name() +
-                       "'; run it on a full or causal problem");
-  return Support::yes();
-}
-
-inline Support fp32_or_bf16_only(const std::string& method, const Problem& p) {
-  if (p.dtype != Dtype::f32 && p.dtype != Dtype::bf16)
-    return Support::no(method + " computes in fp32 from fp32 or bf16 inputs, not " + std::string(to_string(p.dtype)));
-  return Support::yes();
-}
-
 struct BlockSelection {
   std::int64_t block = 64;     // keys per block
   std::int64_t topk = 8;       // blocks chosen by score
@@ -66,6 +52,16 @@ struct BlockSelection {
   bool own_without_causal = true;  // without a causal mask, the block holding the query's position is forced too
   std::int64_t blocks(const Problem& p) const { return (p.kv_len + block - 1) / block; }
 };
+
+inline BlockSelection block_selection(std::int64_t block, std::int64_t topk, bool own_in_budget,
+                                      bool own_without_causal) {
+  BlockSelection s;
+  s.block = block;
+  s.topk = topk;
+  s.own_in_budget = own_in_budget;
+  s.own_without_causal = own_without_causal;
+  return s;
+}
 
 // Which blocks query q may choose from. Positions are bottom-right aligned like the masks: query q sits
 // at key position q + kv_len − q_len.
@@ -130,11 +126,7 @@ struct BlockSelectScratch {
 };
 
 inline std::vector<BlockSelectScratch> make_block_select_scratch(const Problem& p, const BlockSelection& s) {
-  const int threads = std::max(1, omp_get_max_threads());
-  std::vector<BlockSelectScratch> scratch;
-  scratch.reserve(static_cast<std::size_t>(threads));
-  for (int t = 0; t < threads; ++t) scratch.emplace_back(p, s);
-  return scratch;
+  return per_thread_scratch<BlockSelectScratch>(max_threads(), p, s);
 }
 
 // out[b, h, q] = softmax over the keys of the chosen blocks, exactly (online softmax over the blocks).
@@ -143,10 +135,9 @@ inline std::vector<BlockSelectScratch> make_block_select_scratch(const Problem& 
 template <class T, class ScoreBlock>
 void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const BlockSelection& s,
                           std::vector<BlockSelectScratch>& scratch, const ScoreBlock& score_block) {
-  const T* qbase = static_cast<const T*>(in.q.data());
-  const T* kbase = static_cast<const T*>(in.k.data());
-  const T* vbase = static_cast<const T*>(in.v.data());
-  T* obase = static_cast<T*>(out.data());
+  const TypedIO<T> io(in, out);
+  const T *qbase = io.q, *kbase = io.k, *vbase = io.v;
+  T* obase = io.o;
   const std::int64_t B = p.batch, H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim;
   const float scale = static_cast<float>(p.scale);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -320,5 +311,89 @@ inline float quest_upper_bound(const float* q, const float* page_min, const floa
   for (std::int64_t d = 0; d < head_dim; ++d) s += std::max(q[d] * page_min[d], q[d] * page_max[d]);
   return s;
 }
+
+// One method of the family, as a plan and a method over a Gate: how the method summarises the key
+// blocks and rates one for a query. Each method supplies only its gate, its BlockSelection (from its
+// parameters), info() and registration. A Gate provides
+//   Gate(const Problem&, const BlockSelection&)  sizes its summaries, in plan()
+//   template <class T> auto summarise(const Problem&, const BlockSelection&, const Tensor& k)
+//       rebuilds the summaries from the keys and returns score_block(b, kv_head, block, q) for
+//       block_select_forward; the summaries depend on the keys, so this is part of the timed cost
+//   static constexpr double score_flops    per channel, per candidate block rated
+//   static constexpr double summary_flops  per channel, per key summarised
+template <class Gate>
+class BlockSelectPlan final : public Plan {
+ public:
+  BlockSelectPlan(const Problem& p, const BlockSelection& s)
+      : p_(p), s_(s), gate_(p, s), scratch_(make_block_select_scratch(p, s)) {}
+
+  void run(const Inputs& in, Tensor& out) override {
+    dispatch_fp32_or_bf16(p_.dtype, [&](auto element) {
+      using T = decltype(element);
+      block_select_forward<T>(p_, in, out, s_, scratch_, gate_.template summarise<T>(p_, s_, in.k));
+    });
+  }
+
+ private:
+  Problem p_;
+  BlockSelection s_;
+  Gate gate_;
+  std::vector<BlockSelectScratch> scratch_;
+};
+
+template <class Gate>
+class BlockSelectMethod : public Method {
+ public:
+  Support supports(const Problem& p, const Params& params, const Device& d) const override {
+    return fp32_bf16_full_or_causal(*this, info().name, p, params, d);
+  }
+
+  // Per (batch, head): Σ_q [2·(D + Dv)·attended_q + score_flops·D·scored_q] with attended_q the keys of
+  // the chosen blocks (each counted as a whole block, capped by the keys the mask allows) and scored_q
+  // the candidate blocks rated (0 when every candidate is chosen); plus summary_flops·D per key for the
+  // block summaries.
+  double flops(const Problem& p, const Params& params) const override {
+    const BlockSelectCounts c = block_select_counts(p, selection(params));
+    const double bh = static_cast<double>(p.batch * p.heads);
+    const double D = static_cast<double>(p.head_dim), Dv = static_cast<double>(p.value_dim);
+    return bh * (2.0 * (D + Dv) * c.attended_pairs + Gate::score_flops * D * c.scored_blocks) +
+           Gate::summary_flops * static_cast<double>(p.batch * p.kv_heads * p.kv_len) * D;
+  }
+  // The summaries read every key and, over all queries, the chosen blocks cover V: the dense minimum.
+  double bytes(const Problem& p, const Params&) const override { return attention_bytes(p); }
+
+  std::unique_ptr<Plan> plan(const Problem& p, const Params& params, const Device&) const override {
+    return std::make_unique<BlockSelectPlan<Gate>>(p, selection(params));
+  }
+
+ protected:
+  // The method's selection rule, from its parameters.
+  virtual BlockSelection selection(const Params& params) const = 0;
+};
+
+// The gate of moba and landmark_block: a block is represented by its mean key (MoBA's gate; the stand-in
+// for Landmark Attention's trained landmark token) and rated by q·mean, D products and adds per block;
+// the means cost D adds per key.
+class MeanKeyGate {
+ public:
+  static constexpr double score_flops = 2.0;
+  static constexpr double summary_flops = 1.0;
+
+  MeanKeyGate(const Problem& p, const BlockSelection& s)
+      : means_(static_cast<std::size_t>(p.batch * p.kv_heads * s.blocks(p) * p.head_dim)) {}
+
+  template <class T>
+  auto summarise(const Problem& p, const BlockSelection& s, const Tensor& k) {
+    block_mean_keys<T>(p, k, s.block, means_);
+    const std::int64_t nb = s.blocks(p), D = p.head_dim, Hkv = p.kv_heads;
+    const float* means = means_.data();
+    return [=](std::int64_t b, std::int64_t kvh, std::int64_t blk, const float* q) {
+      return dot_product(q, means + ((b * Hkv + kvh) * nb + blk) * D, D);
+    };
+  }
+
+ private:
+  std::vector<float> means_;  // [batch][kv_heads][blocks][head_dim]
+};
 
 }  // namespace attnbench::kernels

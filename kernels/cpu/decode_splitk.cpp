@@ -9,6 +9,7 @@
 
 #include "attnbench/method.hpp"
 #include "kernels/cpu/block_select_core.hpp"
+#include "kernels/cpu/exact_common.hpp"
 
 namespace attnbench {
 namespace {
@@ -44,37 +45,24 @@ struct SplitScratch {
         merged(static_cast<std::size_t>(p.value_dim)) {}
 };
 
-class DecodeSplitkPlan final : public Plan {
+class DecodeSplitkPlan final : public kernels::Fp32OrBf16Plan<DecodeSplitkPlan> {
  public:
   DecodeSplitkPlan(const Problem& p, std::int64_t splits)
-      : p_(p),
+      : Fp32OrBf16Plan(p.dtype),
+        p_(p),
         rows_(p.group_size() * p.q_len),
         splits_(resolve_splits(p, splits, omp_get_max_threads())),
         part_max_(static_cast<std::size_t>(p.batch * p.kv_heads * splits_ * rows_)),
         part_sum_(part_max_.size()),
-        part_out_(part_max_.size() * static_cast<std::size_t>(p.value_dim)) {
-    const int threads = std::max(1, omp_get_max_threads());
-    scratch_.reserve(static_cast<std::size_t>(threads));
-    for (int t = 0; t < threads; ++t) scratch_.emplace_back(p, rows_, splits_);
-  }
+        part_out_(part_max_.size() * static_cast<std::size_t>(p.value_dim)),
+        scratch_(kernels::per_thread_scratch<SplitScratch>(kernels::max_threads(), p, rows_, splits_)) {}
 
   std::int64_t splits() const { return splits_; }
 
-  void run(const Inputs& in, Tensor& out) override {
-    if (p_.dtype == Dtype::bf16)
-      forward<std::uint16_t>(in, out);
-    else
-      forward<float>(in, out);
-  }
-
- private:
+  // The kernel for stored element type T, called by run().
   template <class T>
-  void forward(const Inputs& in, Tensor& out) {
+  void forward(const kernels::TypedIO<T>& io) {
     const Problem& p = p_;
-    const T* qbase = static_cast<const T*>(in.q.data());
-    const T* kbase = static_cast<const T*>(in.k.data());
-    const T* vbase = static_cast<const T*>(in.v.data());
-    T* obase = static_cast<T*>(out.data());
     const std::int64_t B = p.batch, H = p.heads, Hkv = p.kv_heads, G = p.group_size();
     const std::int64_t Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim;
     const std::int64_t rows = rows_, S = splits_;
@@ -100,7 +88,7 @@ class DecodeSplitkPlan final : public Plan {
             float* pout = part_out_.data() + slot * Dv;
             for (std::int64_t r = 0; r < rows; ++r) {
               const std::int64_t g = r / Lq, qi = r % Lq, h = kvh * G + g;
-              const T* qsrc = qbase + ((b * H + h) * Lq + qi) * D;
+              const T* qsrc = io.q + ((b * H + h) * Lq + qi) * D;
               for (std::int64_t d = 0; d < D; ++d) qf[r * D + d] = widen_element(qsrc[d]) * scale;
               // Bottom-right causal alignment: query qi sits at key position qi + Lk − Lq.
               vis[r] = p.causal() ? std::clamp<std::int64_t>(qi + Lk - Lq + 1, 0, Lk) : Lk;
@@ -109,8 +97,8 @@ class DecodeSplitkPlan final : public Plan {
             }
             std::fill(pout, pout + rows * Dv, 0.0f);
 
-            const T* kbh = kbase + (b * Hkv + kvh) * Lk * D;
-            const T* vbh = vbase + (b * Hkv + kvh) * Lk * Dv;
+            const T* kbh = io.k + (b * Hkv + kvh) * Lk * D;
+            const T* vbh = io.v + (b * Hkv + kvh) * Lk * Dv;
             for (std::int64_t j0 = s0; j0 < s1; j0 += kSubBlock) {
               const std::int64_t nj = std::min(kSubBlock, s1 - j0);
               for (std::int64_t j = 0; j < nj; ++j) {
@@ -169,7 +157,7 @@ class DecodeSplitkPlan final : public Plan {
       for (std::int64_t bh = 0; bh < B * H; ++bh)
         for (std::int64_t qi = 0; qi < Lq; ++qi) {
           const std::int64_t b = bh / H, h = bh % H, kvh = h / G, r = (h % G) * Lq + qi;
-          T* odst = obase + (bh * Lq + qi) * Dv;
+          T* odst = io.o + (bh * Lq + qi) * Dv;
           const std::int64_t base = (b * Hkv + kvh) * S * rows + r;
           float global_max = kNegInf;
           for (std::int64_t s = 0; s < S; ++s) global_max = std::max(global_max, part_max_[base + s * rows]);
@@ -200,6 +188,7 @@ class DecodeSplitkPlan final : public Plan {
     }
   }
 
+ private:
   Problem p_;
   std::int64_t rows_, splits_;
   std::vector<float> part_max_, part_sum_, part_out_;  // [batch][kv_heads][splits][rows](×value_dim)
@@ -222,9 +211,7 @@ class DecodeSplitk final : public Method {
   }
 
   Support supports(const Problem& p, const Params& params, const Device& d) const override {
-    if (Support s = Method::supports(p, params, d); !s) return s;
-    if (Support s = kernels::fp32_or_bf16_only("decode_splitk", p); !s) return s;
-    if (Support s = kernels::full_or_causal_only("decode_splitk", p); !s) return s;
+    if (Support s = kernels::fp32_bf16_full_or_causal(*this, "decode_splitk", p, params, d); !s) return s;
     const std::int64_t max_queries = params.integer("max_queries");
     if (p.q_len > max_queries)
       return Support::no("decode_splitk is for decoding a few tokens: q_len (" + std::to_string(p.q_len) +

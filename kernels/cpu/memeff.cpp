@@ -9,6 +9,7 @@
 
 #include "attnbench/method.hpp"
 #include "kernels/cpu/block_select_core.hpp"
+#include "kernels/cpu/exact_common.hpp"
 
 namespace attnbench {
 namespace {
@@ -54,30 +55,24 @@ struct ChunkScratch {
         chunk_sum(static_cast<std::size_t>(c.key_chunks * c.query)) {}
 };
 
-class MemeffPlan final : public Plan {
+// No more threads (and scratch copies) than work items of (batch, head, query chunk).
+std::int64_t threads_for(const Problem& p, const Chunks& c) {
+  const std::int64_t items = p.batch * p.heads * ((p.q_len + c.query - 1) / c.query);
+  return std::max<std::int64_t>(1, std::min<std::int64_t>(omp_get_max_threads(), items));
+}
+
+class MemeffPlan final : public kernels::Fp32OrBf16Plan<MemeffPlan> {
  public:
-  MemeffPlan(const Problem& p, const Chunks& c) : p_(p), c_(c) {
-    const std::int64_t items = p.batch * p.heads * ((p.q_len + c.query - 1) / c.query);
-    const std::int64_t threads = std::max<std::int64_t>(1, std::min<std::int64_t>(omp_get_max_threads(), items));
-    scratch_.reserve(static_cast<std::size_t>(threads));  // built in place: no temporary copy in the peak
-    for (std::int64_t t = 0; t < threads; ++t) scratch_.emplace_back(p, c);
-  }
+  MemeffPlan(const Problem& p, const Chunks& c)
+      : Fp32OrBf16Plan(p.dtype),
+        p_(p),
+        c_(c),
+        scratch_(kernels::per_thread_scratch<ChunkScratch>(threads_for(p, c), p, c)) {}
 
-  void run(const Inputs& in, Tensor& out) override {
-    if (p_.dtype == Dtype::bf16)
-      forward<std::uint16_t>(in, out);
-    else
-      forward<float>(in, out);
-  }
-
- private:
+  // The kernel for stored element type T, called by run().
   template <class T>
-  void forward(const Inputs& in, Tensor& out) {
+  void forward(const kernels::TypedIO<T>& io) {
     const Problem& p = p_;
-    const T* qbase = static_cast<const T*>(in.q.data());
-    const T* kbase = static_cast<const T*>(in.k.data());
-    const T* vbase = static_cast<const T*>(in.v.data());
-    T* obase = static_cast<T*>(out.data());
     const std::int64_t B = p.batch, H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim;
     const std::int64_t qc = c_.query, kc = c_.key, nkc = c_.key_chunks;
     const std::int64_t q_chunks = (Lq + qc - 1) / qc;
@@ -92,10 +87,10 @@ class MemeffPlan final : public Plan {
       for (std::int64_t item = 0; item < B * H * q_chunks; ++item) {
         const std::int64_t bh = item / q_chunks, b = bh / H, kvh = p.kv_head_of(bh % H);
         const std::int64_t q0 = (item % q_chunks) * qc, nq = std::min(qc, Lq - q0);
-        const T* kbh = kbase + (b * p.kv_heads + kvh) * Lk * D;
-        const T* vbh = vbase + (b * p.kv_heads + kvh) * Lk * Dv;
+        const T* kbh = io.k + (b * p.kv_heads + kvh) * Lk * D;
+        const T* vbh = io.v + (b * p.kv_heads + kvh) * Lk * Dv;
         for (std::int64_t i = 0; i < nq; ++i)
-          for (std::int64_t d = 0; d < D; ++d) w.query[i * D + d] = widen_element(qbase[(bh * Lq + q0 + i) * D + d]) * scale;
+          for (std::int64_t d = 0; d < D; ++d) w.query[i * D + d] = widen_element(io.q[(bh * Lq + q0 + i) * D + d]) * scale;
 
         // summarize_chunk for every key chunk: local max, exp-sum and partial output per query.
         for (std::int64_t j = 0; j < nkc; ++j) {
@@ -163,7 +158,7 @@ class MemeffPlan final : public Plan {
 
         // Combine: rescale every chunk's summary to the global max, then normalise.
         for (std::int64_t i = 0; i < nq; ++i) {
-          T* odst = obase + (bh * Lq + q0 + i) * Dv;
+          T* odst = io.o + (bh * Lq + q0 + i) * Dv;
           float global_max = kNegInf;
           for (std::int64_t j = 0; j < nkc; ++j) global_max = std::max(global_max, w.chunk_max[j * qc + i]);
           if (global_max == kNegInf) {  // no key allowed: zeros by convention
@@ -196,6 +191,7 @@ class MemeffPlan final : public Plan {
     }
   }
 
+ private:
   Problem p_;
   Chunks c_;
   std::vector<ChunkScratch> scratch_;
@@ -218,10 +214,7 @@ class Memeff final : public Method {
   }
 
   Support supports(const Problem& p, const Params& params, const Device& d) const override {
-    if (Support s = Method::supports(p, params, d); !s) return s;
-    if (Support s = kernels::fp32_or_bf16_only("memeff", p); !s) return s;
-    if (Support s = kernels::full_or_causal_only("memeff", p); !s) return s;
-    return Support::yes();
+    return kernels::fp32_bf16_full_or_causal(*this, "memeff", p, params, d);
   }
 
   // Exactly the dense count: every allowed (query, key) pair is scored and weighted once, and chunks or

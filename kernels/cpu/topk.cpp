@@ -10,6 +10,7 @@
 
 #include "attnbench/method.hpp"
 #include "kernels/cpu/block_select_core.hpp"
+#include "kernels/cpu/exact_common.hpp"
 
 namespace attnbench {
 namespace {
@@ -35,30 +36,19 @@ struct TopkScratch {
         order(static_cast<std::size_t>(p.kv_len)) {}
 };
 
-class TopkPlan final : public Plan {
+class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
  public:
   TopkPlan(const Problem& p, std::int64_t k)
-      : p_(p), k_(k), keys_t_(static_cast<std::size_t>(p.batch * p.kv_heads * p.head_dim * p.kv_len)) {
-    const int threads = std::max(1, omp_get_max_threads());
-    scratch_.reserve(static_cast<std::size_t>(threads));
-    for (int t = 0; t < threads; ++t) scratch_.emplace_back(p);
-  }
+      : Fp32OrBf16Plan(p.dtype),
+        p_(p),
+        k_(k),
+        keys_t_(static_cast<std::size_t>(p.batch * p.kv_heads * p.head_dim * p.kv_len)),
+        scratch_(kernels::per_thread_scratch<TopkScratch>(kernels::max_threads(), p)) {}
 
-  void run(const Inputs& in, Tensor& out) override {
-    if (p_.dtype == Dtype::bf16)
-      forward<std::uint16_t>(in, out);
-    else
-      forward<float>(in, out);
-  }
-
- private:
+  // The kernel for stored element type T, called by run().
   template <class T>
-  void forward(const Inputs& in, Tensor& out) {
+  void forward(const kernels::TypedIO<T>& io) {
     const Problem& p = p_;
-    const T* qbase = static_cast<const T*>(in.q.data());
-    const T* kbase = static_cast<const T*>(in.k.data());
-    const T* vbase = static_cast<const T*>(in.v.data());
-    T* obase = static_cast<T*>(out.data());
     const std::int64_t B = p.batch, H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim;
     const float scale = static_cast<float>(p.scale);
 
@@ -69,7 +59,7 @@ class TopkPlan final : public Plan {
       // Keys transposed to [d][key] (and widened), so that scores run along keys in vector lanes.
 #pragma omp for schedule(static)
       for (std::int64_t bkv = 0; bkv < B * p.kv_heads; ++bkv)
-        kernels::transpose_keys(kbase + bkv * Lk * D, Lk, D, keys_t_.data() + bkv * D * Lk, Lk);
+        kernels::transpose_keys(io.k + bkv * Lk * D, Lk, D, keys_t_.data() + bkv * D * Lk, Lk);
 
       TopkScratch& w = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
       float* qf = w.query.data();
@@ -82,7 +72,7 @@ class TopkPlan final : public Plan {
           const std::int64_t b = bh / H, kvh = p.kv_head_of(bh % H);
           const std::int64_t q0 = tile * kQueryTile, nq = std::min(kQueryTile, Lq - q0);
           for (std::int64_t i = 0; i < nq; ++i)
-            for (std::int64_t d = 0; d < D; ++d) qf[i * D + d] = widen_element(qbase[(bh * Lq + q0 + i) * D + d]) * scale;
+            for (std::int64_t d = 0; d < D; ++d) qf[i * D + d] = widen_element(io.q[(bh * Lq + q0 + i) * D + d]) * scale;
           // Selection needs every visible score: this is the dense half of the cost. Visibility grows
           // with the query index, so the tile's last query sees the most keys.
           const std::int64_t n_tile = visible_keys(p, q0 + nq - 1);
@@ -92,7 +82,7 @@ class TopkPlan final : public Plan {
 
           for (std::int64_t i = 0; i < nq; ++i) {
             const std::int64_t q = q0 + i;
-            T* orow = obase + (bh * Lq + q) * Dv;
+            T* orow = io.o + (bh * Lq + q) * Dv;
             const std::int64_t n = visible_keys(p, q);
             if (n == 0) {
               for (std::int64_t c = 0; c < Dv; ++c) narrow_element(0.0f, orow + c);
@@ -110,7 +100,7 @@ class TopkPlan final : public Plan {
 
             float row_max = -std::numeric_limits<float>::infinity();
             for (std::int64_t j = 0; j < kept; ++j) row_max = std::max(row_max, score[order[j]]);
-            const T* vbh = vbase + (b * p.kv_heads + kvh) * Lk * Dv;
+            const T* vbh = io.v + (b * p.kv_heads + kvh) * Lk * Dv;
             std::fill(acc, acc + Dv, 0.0f);
             float row_sum = 0.0f;
             for (std::int64_t j = 0; j < kept; ++j) {
@@ -128,6 +118,7 @@ class TopkPlan final : public Plan {
     }
   }
 
+ private:
   Problem p_;
   std::int64_t k_;
   std::vector<float> keys_t_;  // [batch][kv_heads][head_dim][kv_len], refilled by every run
@@ -148,9 +139,7 @@ class Topk final : public Method {
   }
 
   Support supports(const Problem& p, const Params& params, const Device& d) const override {
-    if (Support s = Method::supports(p, params, d); !s) return s;
-    if (Support s = kernels::fp32_or_bf16_only("topk", p); !s) return s;
-    if (Support s = kernels::full_or_causal_only("topk", p); !s) return s;
+    if (Support s = kernels::fp32_bf16_full_or_causal(*this, "topk", p, params, d); !s) return s;
     if (p.kv_len > std::numeric_limits<std::int32_t>::max())
       return Support::no("topk indexes keys with 32-bit integers; kv_len must be below 2^31");
     return Support::yes();

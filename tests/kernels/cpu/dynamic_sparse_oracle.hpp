@@ -1,16 +1,23 @@
 // Float64 definitions of the dynamic-sparse methods (top-k keys, block selection by mean key or Quest
-// bound), written from the papers in plain loops, for the tests of topk, moba, quest and landmark_block.
+// bound), written from the papers in plain loops, for the tests of topk, moba, quest and landmark_block;
+// and the checks those tests (and memeff's and decode_splitk's) share.
 #pragma once
+#include <catch2/catch.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attnbench/mask.hpp"
 #include "attnbench/problem.hpp"
 #include "attnbench/tensor.hpp"
+#include "datasets/generators.hpp"
+#include "support/problems.hpp"
 
 namespace attnbench::testing {
 
@@ -185,6 +192,149 @@ inline double relative_l2_unambiguous(const Problem& p, const Tensor& out, const
 
 inline std::int64_t count_ambiguous(const OracleResult& r) {
   return static_cast<std::int64_t>(std::count(r.ambiguous.begin(), r.ambiguous.end(), true));
+}
+
+// ---- Checks shared by the method tests ----
+
+// The shapes the dynamic-sparse tests sweep.
+inline const std::vector<Shape>& dynamic_sparse_shapes() {
+  static const std::vector<Shape> all = {
+      {1, 1, 1, 1, 1, 64, 64},      // a single query and key
+      {2, 2, 2, 7, 7, 40, 40},      // odd length, batch 2
+      {1, 8, 2, 100, 100, 64, 64},  // GQA
+      {1, 4, 1, 257, 257, 32, 48},  // MQA, value dim differs, ragged last block
+      {1, 2, 2, 37, 100, 72, 72},   // Lq < Lk (bottom-right aligned)
+      {1, 2, 1, 100, 37, 64, 40},   // Lq > Lk: under causal the first 63 rows see nothing
+      {1, 2, 2, 5, 300, 64, 64},    // decode-like: few queries, long cache
+  };
+  return all;
+}
+
+// `out` equals the float64 reference within the dtype's tolerance, and is exactly zero wherever the
+// reference is (rows that see no key).
+inline void check_matches_reference(const Tensor& out, const Tensor& ref, Dtype dtype) {
+  const double err = relative_l2(out, ref);
+  INFO("relative L2 error " << err);
+  CHECK(err <= (dtype == Dtype::f32 ? 1e-5 : 1e-2));
+  for (std::int64_t i = 0; i < out.numel(); ++i)
+    if (ref.get(i) == 0.0) REQUIRE(out.get(i) == 0.0);
+}
+
+// Rows compared against a selection oracle and rows skipped as near-ties, over a sweep.
+struct NearTieTally {
+  std::int64_t compared = 0, ambiguous = 0;
+};
+
+// `out` equals the selection oracle on the rows that are not near-ties (fp32 inputs).
+inline void check_matches_oracle(const Problem& p, const Tensor& out, const OracleResult& ref, NearTieTally& tally) {
+  std::int64_t compared = 0;
+  const double err = relative_l2_unambiguous(p, out, ref, &compared);
+  INFO("relative L2 error " << err << " over " << compared << " rows");
+  CHECK(err <= 1e-5);
+  tally.compared += compared;
+  tally.ambiguous += count_ambiguous(ref);
+}
+
+// At most 1% of the rows of a sweep were skipped as near-ties.
+inline void check_near_ties_rare(const NearTieTally& tally) {
+  INFO(tally.ambiguous << " near-tie rows skipped of " << tally.compared + tally.ambiguous);
+  CHECK(tally.ambiguous * 100 <= tally.compared + tally.ambiguous);
+}
+
+// The refusals these methods share: a mask other than full or causal, fp64 inputs (f64_problem), and
+// a CUDA device; p must be supported on the CPU.
+inline void check_shared_refusals(const Method& m, const Problem& p, const Params& params, const Problem& f64_problem) {
+  Problem windowed = p;
+  windowed.mask = std::make_shared<const NarrowWindowMask>(p.mask_shape());
+  const Support no_mask = m.supports(windowed, params, Device{});
+  CHECK_FALSE(no_mask);
+  CHECK_THAT(no_mask.reason, Catch::Contains("full and causal masks only"));
+  const Support no_f64 = m.supports(f64_problem, params, Device{});
+  CHECK_FALSE(no_f64);
+  CHECK_THAT(no_f64.reason, Catch::Contains("fp64"));
+  CHECK_FALSE(m.supports(p, params, Device{Device::Kind::cuda, 0}));
+}
+
+// A block-selection method under test: its name, its two parameters, and its rule in block_oracle.
+struct BlockMethodUnderTest {
+  std::string name, block_param, topk_param;
+  BlockScore score = BlockScore::mean_key;
+  bool own_in_budget = false;
+  bool own_without_causal = true;
+
+  BlockRule rule(std::int64_t block, std::int64_t topk) const {
+    BlockRule r;
+    r.block = block;
+    r.topk = topk;
+    r.score = score;
+    r.own_in_budget = own_in_budget;
+    r.own_without_causal = own_without_causal;
+    return r;
+  }
+  json params(std::int64_t block, std::int64_t topk) const { return {{block_param, block}, {topk_param, topk}}; }
+};
+
+// With more blocks chosen than there are, the method is exact attention, over the shapes and blocks
+// of 1, 7 and 64 keys.
+inline void check_every_block_is_exact(const BlockMethodUnderTest& m, const std::string& mask, Dtype dtype) {
+  std::uint64_t seed = 300;
+  for (const Shape& s : dynamic_sparse_shapes())
+    for (const std::int64_t block : {1, 7, 64}) {
+      const Problem p = make_problem(s, mask, dtype);
+      INFO(p.describe() << " block " << block);
+      const Inputs in = datasets::gaussian_inputs(p, seed++);
+      const Tensor ref = run_method("reference", p, in);
+      const Tensor out = run_method(m.name, p, in, m.params(block, 1 << 20));
+      check_matches_reference(out, ref, dtype);
+    }
+}
+
+// With a few blocks chosen, the method equals its float64 definition over the shapes, for each
+// (block, topk); near-tie rows are skipped and must be rare.
+inline void check_few_blocks_match_oracle(const BlockMethodUnderTest& m, const std::string& mask,
+                                          const std::vector<std::pair<std::int64_t, std::int64_t>>& settings) {
+  std::uint64_t seed = 400;
+  NearTieTally tally;
+  for (const Shape& s : dynamic_sparse_shapes())
+    for (const auto& [block, topk] : settings) {
+      // Refused: without a causal mask and a forced block there is nothing to attend to.
+      if (topk == 0 && mask == "full" && !m.own_without_causal) continue;
+      const Problem p = make_problem(s, mask);
+      INFO(p.describe() << " " << m.block_param << " " << block << " " << m.topk_param << " " << topk);
+      const Inputs in = datasets::gaussian_inputs(p, seed++);
+      const OracleResult ref = block_oracle(p, in, m.rule(block, topk));
+      const Tensor out = run_method(m.name, p, in, m.params(block, topk));
+      check_matches_oracle(p, out, ref, tally);
+    }
+  check_near_ties_rare(tally);
+}
+
+// In bf16 the method follows its definition on the rounded inputs (blocks of 16, topk 3).
+inline void check_bf16_matches_oracle(const BlockMethodUnderTest& m, const std::string& mask) {
+  const Problem p = make_problem({1, 4, 2, 200, 200, 64, 64}, mask, Dtype::bf16);
+  const Inputs in = datasets::gaussian_inputs(p, 17);
+  const OracleResult ref = block_oracle(p, in, m.rule(16, 3));
+  const Tensor out = run_method(m.name, p, in, m.params(16, 3));
+  REQUIRE(out.dtype() == Dtype::bf16);
+  CHECK(relative_l2_unambiguous(p, out, ref) <= 1e-2);
+}
+
+// Causal, blocks of 8, `topk` such that no block is chosen by score: query q attends to keys
+// [8·⌊q/8⌋, q] only.
+inline void check_own_block_only(const BlockMethodUnderTest& m, std::int64_t topk) {
+  const Problem p = make_problem({1, 2, 2, 40, 40, 32, 32}, "causal");
+  const Inputs in = datasets::gaussian_inputs(p, 21);
+  const Tensor out = run_method(m.name, p, in, m.params(8, topk));
+  OracleResult local;
+  local.out.assign(static_cast<std::size_t>(out.numel()), 0.0);
+  for (std::int64_t h = 0; h < 2; ++h)
+    for (std::int64_t q = 0; q < 40; ++q) {
+      std::vector<std::int64_t> keys;
+      for (std::int64_t k = q / 8 * 8; k <= q; ++k) keys.push_back(k);
+      attend_exactly(p, in, 0, h, q, keys, local.out);
+    }
+  local.ambiguous.assign(80, false);
+  CHECK(relative_l2_unambiguous(p, out, local) <= 1e-5);
 }
 
 }  // namespace attnbench::testing

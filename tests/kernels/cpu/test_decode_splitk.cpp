@@ -40,12 +40,7 @@ TEST_CASE("decode_splitk equals the reference for any number of splits", "[decod
     for (const std::int64_t splits : {std::int64_t{0}, std::int64_t{1}, std::int64_t{2}, std::int64_t{3}, std::int64_t{7}, s.kv_len}) {
       if (splits > s.kv_len) continue;
       INFO(p.describe() << " splits " << splits);
-      const Tensor out = testing::run_method("decode_splitk", p, in, {{"splits", splits}});
-      const double err = testing::relative_l2(out, ref);
-      INFO("relative L2 error " << err);
-      CHECK(err <= (dtype == Dtype::f32 ? 1e-5 : 1e-2));
-      for (std::int64_t i = 0; i < out.numel(); ++i)
-        if (ref.get(i) == 0.0) REQUIRE(out.get(i) == 0.0);
+      testing::check_matches_reference(testing::run_method("decode_splitk", p, in, {{"splits", splits}}), ref, dtype);
     }
   }
 }
@@ -94,11 +89,5 @@ TEST_CASE("decode_splitk declares its parameters, FLOPs and refusals", "[decode_
   CHECK_FALSE(too_split);
   CHECK_THAT(too_split.reason, Catch::Contains("splits (6) must not exceed kv_len (5)"));
 
-  Problem windowed = p;
-  windowed.mask = std::make_shared<const testing::NarrowWindowMask>(p.mask_shape());
-  const Support no_mask = m.supports(windowed, defaults, Device{});
-  CHECK_FALSE(no_mask);
-  CHECK_THAT(no_mask.reason, Catch::Contains("full and causal masks only"));
-  CHECK_FALSE(m.supports(testing::make_problem({1, 1, 1, 1, 8, 64, 64}, "full", Dtype::f64), defaults, Device{}));
-  CHECK_FALSE(m.supports(p, defaults, Device{Device::Kind::cuda, 0}));
+  testing::check_shared_refusals(m, p, defaults, testing::make_problem({1, 1, 1, 1, 8, 64, 64}, "full", Dtype::f64));
 }

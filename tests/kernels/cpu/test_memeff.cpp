@@ -73,11 +73,7 @@ TEST_CASE("memeff matches the float64 reference", "[memeff][methods]") {
     const Tensor ref = testing::run_method("reference", p, in);
     const Tensor out = testing::run_method("memeff", p, in, {{"query_chunk", c.query_chunk}, {"key_chunk", c.key_chunk}});
     REQUIRE(out.dtype() == dtype);
-    const double err = testing::relative_l2(out, ref);
-    INFO("relative L2 error " << err);
-    CHECK(err <= (dtype == Dtype::f32 ? 1e-5 : 1e-2));
-    for (std::int64_t i = 0; i < out.numel(); ++i)
-      if (ref.get(i) == 0.0) REQUIRE(out.get(i) == 0.0);
+    testing::check_matches_reference(out, ref, dtype);
   }
 }
 
@@ -134,11 +130,5 @@ TEST_CASE("memeff declares its parameters, FLOPs and refusals", "[memeff][method
   const Params params = complete_params(info.params, json::object());
   CHECK(m.flops(p, params) == Approx(4.0 * 8 * 512 * 512 * 64 / 2));
   CHECK(m.supports(p, params, Device{}));
-  Problem windowed = p;
-  windowed.mask = std::make_shared<const testing::NarrowWindowMask>(p.mask_shape());
-  const Support no_mask = m.supports(windowed, params, Device{});
-  CHECK_FALSE(no_mask);
-  CHECK_THAT(no_mask.reason, Catch::Contains("full and causal masks only"));
-  CHECK_FALSE(m.supports(testing::make_problem({1, 1, 1, 8, 8, 64, 64}, "full", Dtype::f64), params, Device{}));
-  CHECK_FALSE(m.supports(p, params, Device{Device::Kind::cuda, 0}));
+  testing::check_shared_refusals(m, p, params, testing::make_problem({1, 1, 1, 8, 8, 64, 64}, "full", Dtype::f64));
 }

@@ -3,38 +3,19 @@
 #include <catch2/catch.hpp>
 
 #include <string>
-#include <vector>
 
 #include "datasets/generators.hpp"
 #include "kernels/cpu/dynamic_sparse_oracle.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
-using attnbench::testing::Shape;
 
 namespace {
 
-const std::vector<Shape>& shapes() {
-  static const std::vector<Shape> all = {
-      {1, 1, 1, 1, 1, 64, 64},      // a single query and key
-      {2, 2, 2, 7, 7, 40, 40},      // odd length, batch 2
-      {1, 8, 2, 100, 100, 64, 64},  // GQA
-      {1, 4, 1, 257, 257, 32, 48},  // MQA, value dim differs, ragged last block
-      {1, 2, 2, 37, 100, 72, 72},   // Lq < Lk (bottom-right aligned)
-      {1, 2, 1, 100, 37, 64, 40},   // Lq > Lk: under causal the first 63 rows see nothing
-      {1, 2, 2, 5, 300, 64, 64},    // decode-like: few queries, long cache
-  };
-  return all;
-}
-
-testing::BlockRule moba_rule(std::int64_t block, std::int64_t topk) {
-  testing::BlockRule r;
-  r.block = block;
-  r.topk = topk;
-  r.score = testing::BlockScore::mean_key;
-  r.own_in_budget = true;
-  r.own_without_causal = true;
-  return r;
+const testing::BlockMethodUnderTest& method() {
+  static const testing::BlockMethodUnderTest m{"moba", "block", "topk", testing::BlockScore::mean_key,
+                                                /*own_in_budget=*/true, /*own_without_causal=*/true};
+  return m;
 }
 
 }  // namespace
@@ -42,69 +23,22 @@ testing::BlockRule moba_rule(std::int64_t block, std::int64_t topk) {
 TEST_CASE("moba with topk >= blocks equals exact attention", "[moba][methods]") {
   const auto mask = GENERATE(std::string("full"), std::string("causal"));
   const Dtype dtype = GENERATE(Dtype::f32, Dtype::bf16);
-  std::uint64_t seed = 300;
-  for (const Shape& s : shapes())
-    for (const std::int64_t block : {1, 7, 64}) {
-      const Problem p = testing::make_problem(s, mask, dtype);
-      INFO(p.describe() << " block " << block);
-      const Inputs in = datasets::gaussian_inputs(p, seed++);
-      const Tensor ref = testing::run_method("reference", p, in);
-      const Tensor out = testing::run_method("moba", p, in, {{"block", block}, {"topk", 1 << 20}});
-      const double err = testing::relative_l2(out, ref);
-      INFO("relative L2 error " << err);
-      CHECK(err <= (dtype == Dtype::f32 ? 1e-5 : 1e-2));
-      for (std::int64_t i = 0; i < out.numel(); ++i)
-        if (ref.get(i) == 0.0) REQUIRE(out.get(i) == 0.0);
-    }
+  testing::check_every_block_is_exact(method(), mask, dtype);
 }
 
 TEST_CASE("moba with few blocks equals the float64 MoBA definition", "[moba][methods]") {
   const auto mask = GENERATE(std::string("full"), std::string("causal"));
-  std::uint64_t seed = 400;
-  std::int64_t compared_total = 0, ambiguous_total = 0;
-  for (const Shape& s : shapes())
-    for (const auto& [block, topk] : std::vector<std::pair<std::int64_t, std::int64_t>>{{16, 1}, {16, 2}, {7, 3}, {32, 4}}) {
-      const Problem p = testing::make_problem(s, mask);
-      INFO(p.describe() << " block " << block << " topk " << topk);
-      const Inputs in = datasets::gaussian_inputs(p, seed++);
-      const testing::OracleResult ref = testing::block_oracle(p, in, moba_rule(block, topk));
-      const Tensor out = testing::run_method("moba", p, in, {{"block", block}, {"topk", topk}});
-      std::int64_t compared = 0;
-      const double err = testing::relative_l2_unambiguous(p, out, ref, &compared);
-      INFO("relative L2 error " << err << " over " << compared << " rows");
-      CHECK(err <= 1e-5);
-      compared_total += compared;
-      ambiguous_total += testing::count_ambiguous(ref);
-    }
-  INFO(ambiguous_total << " near-tie rows skipped of " << compared_total + ambiguous_total);
-  CHECK(ambiguous_total * 100 <= compared_total + ambiguous_total);  // near-ties are rare
+  testing::check_few_blocks_match_oracle(method(), mask, {{16, 1}, {16, 2}, {7, 3}, {32, 4}});
 }
 
 TEST_CASE("moba bf16 follows the MoBA definition on the rounded inputs", "[moba][methods]") {
   const auto mask = GENERATE(std::string("full"), std::string("causal"));
-  const Problem p = testing::make_problem({1, 4, 2, 200, 200, 64, 64}, mask, Dtype::bf16);
-  const Inputs in = datasets::gaussian_inputs(p, 17);
-  const testing::OracleResult ref = testing::block_oracle(p, in, moba_rule(16, 3));
-  const Tensor out = testing::run_method("moba", p, in, {{"block", 16}, {"topk", 3}});
-  REQUIRE(out.dtype() == Dtype::bf16);
-  CHECK(testing::relative_l2_unambiguous(p, out, ref) <= 1e-2);
+  testing::check_bf16_matches_oracle(method(), mask);
 }
 
 TEST_CASE("moba counts its own block in topk, so topk = 1 is block-local attention", "[moba][methods]") {
   // Causal, block 8: with topk 1 query q attends to keys [8·⌊q/8⌋, q] only.
-  const Problem p = testing::make_problem({1, 2, 2, 40, 40, 32, 32}, "causal");
-  const Inputs in = datasets::gaussian_inputs(p, 21);
-  const Tensor out = testing::run_method("moba", p, in, {{"block", 8}, {"topk", 1}});
-  testing::OracleResult local;
-  local.out.assign(static_cast<std::size_t>(out.numel()), 0.0);
-  for (std::int64_t h = 0; h < 2; ++h)
-    for (std::int64_t q = 0; q < 40; ++q) {
-      std::vector<std::int64_t> keys;
-      for (std::int64_t k = q / 8 * 8; k <= q; ++k) keys.push_back(k);
-      testing::attend_exactly(p, in, 0, h, q, keys, local.out);
-    }
-  local.ambiguous.assign(80, false);
-  CHECK(testing::relative_l2_unambiguous(p, out, local) <= 1e-5);
+  testing::check_own_block_only(method(), 1);
 }
 
 TEST_CASE("moba declares its parameters, FLOPs and refusals", "[moba][methods]") {
@@ -125,14 +59,5 @@ TEST_CASE("moba declares its parameters, FLOPs and refusals", "[moba][methods]")
   const double expected = 2.0 * 4 * 512 * (2.0 * (64 + 32) * 128 + 2.0 * 64 * 7) + 2.0 * 2 * 512 * 64;
   CHECK(m.flops(p, params) == Approx(expected));
   CHECK(m.supports(p, params, Device{}));
-
-  Problem windowed = p;
-  windowed.mask = std::make_shared<const testing::NarrowWindowMask>(p.mask_shape());
-  const Support no_mask = m.supports(windowed, params, Device{});
-  CHECK_FALSE(no_mask);
-  CHECK_THAT(no_mask.reason, Catch::Contains("full and causal masks only"));
-  const Support no_f64 = m.supports(testing::make_problem({1, 1, 1, 8, 8, 64, 64}, "full", Dtype::f64), params, Device{});
-  CHECK_FALSE(no_f64);
-  CHECK_THAT(no_f64.reason, Catch::Contains("fp64"));
-  CHECK_FALSE(m.supports(p, params, Device{Device::Kind::cuda, 0}));
+  testing::check_shared_refusals(m, p, params, testing::make_problem({1, 1, 1, 8, 8, 64, 64}, "full", Dtype::f64));
 }

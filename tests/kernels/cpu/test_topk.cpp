@@ -13,61 +13,33 @@
 using namespace attnbench;
 using attnbench::testing::Shape;
 
-namespace {
-
-const std::vector<Shape>& shapes() {
-  static const std::vector<Shape> all = {
-      {1, 1, 1, 1, 1, 64, 64},      // a single query and key
-      {2, 2, 2, 7, 7, 40, 40},      // odd length, batch 2
-      {1, 8, 2, 100, 100, 64, 64},  // GQA
-      {1, 4, 1, 257, 257, 32, 48},  // MQA, value dim differs
-      {1, 2, 2, 37, 100, 72, 72},   // Lq < Lk (bottom-right aligned)
-      {1, 2, 1, 100, 37, 64, 40},   // Lq > Lk: under causal the first 63 rows see nothing
-      {1, 2, 2, 5, 300, 64, 64},    // decode-like
-  };
-  return all;
-}
-
-}  // namespace
-
 TEST_CASE("topk with k >= allowed keys equals exact attention", "[topk][methods]") {
   const auto mask = GENERATE(std::string("full"), std::string("causal"));
   const Dtype dtype = GENERATE(Dtype::f32, Dtype::bf16);
   std::uint64_t seed = 600;
-  for (const Shape& s : shapes()) {
+  for (const Shape& s : testing::dynamic_sparse_shapes()) {
     const Problem p = testing::make_problem(s, mask, dtype);
     INFO(p.describe());
     const Inputs in = datasets::gaussian_inputs(p, seed++);
     const Tensor ref = testing::run_method("reference", p, in);
-    const Tensor out = testing::run_method("topk", p, in, {{"k", s.kv_len}});
-    const double err = testing::relative_l2(out, ref);
-    INFO("relative L2 error " << err);
-    CHECK(err <= (dtype == Dtype::f32 ? 1e-5 : 1e-2));
-    for (std::int64_t i = 0; i < out.numel(); ++i)
-      if (ref.get(i) == 0.0) REQUIRE(out.get(i) == 0.0);
+    testing::check_matches_reference(testing::run_method("topk", p, in, {{"k", s.kv_len}}), ref, dtype);
   }
 }
 
 TEST_CASE("topk with small k equals the softmax over the k best keys", "[topk][methods]") {
   const auto mask = GENERATE(std::string("full"), std::string("causal"));
   std::uint64_t seed = 700;
-  std::int64_t compared_total = 0, ambiguous_total = 0;
-  for (const Shape& s : shapes())
+  testing::NearTieTally tally;
+  for (const Shape& s : testing::dynamic_sparse_shapes())
     for (const std::int64_t k : {1, 7, 40}) {
       const Problem p = testing::make_problem(s, mask);
       INFO(p.describe() << " k " << k);
       const Inputs in = datasets::gaussian_inputs(p, seed++);
       const testing::OracleResult ref = testing::topk_oracle(p, in, k);
       const Tensor out = testing::run_method("topk", p, in, {{"k", k}});
-      std::int64_t compared = 0;
-      const double err = testing::relative_l2_unambiguous(p, out, ref, &compared);
-      INFO("relative L2 error " << err << " over " << compared << " rows");
-      CHECK(err <= 1e-5);
-      compared_total += compared;
-      ambiguous_total += testing::count_ambiguous(ref);
+      testing::check_matches_oracle(p, out, ref, tally);
     }
-  INFO(ambiguous_total << " near-tie rows skipped of " << compared_total + ambiguous_total);
-  CHECK(ambiguous_total * 100 <= compared_total + ambiguous_total);
+  testing::check_near_ties_rare(tally);
 }
 
 TEST_CASE("topk with k = 1 returns the value of the best key", "[topk][methods]") {
@@ -109,12 +81,5 @@ TEST_CASE("topk declares its parameters, FLOPs and refusals", "[topk][methods]")
   }
   CHECK(m.flops(p, params) == Approx(4.0 * (2.0 * 64 * scored + 2.0 * 32 * kept)));
   CHECK(m.supports(p, params, Device{}));
-
-  Problem windowed = p;
-  windowed.mask = std::make_shared<const testing::NarrowWindowMask>(p.mask_shape());
-  const Support no_mask = m.supports(windowed, params, Device{});
-  CHECK_FALSE(no_mask);
-  CHECK_THAT(no_mask.reason, Catch::Contains("full and causal masks only"));
-  CHECK_FALSE(m.supports(testing::make_problem({1, 1, 1, 8, 8, 64, 64}, "full", Dtype::f64), params, Device{}));
-  CHECK_FALSE(m.supports(p, params, Device{Device::Kind::cuda, 0}));
+  testing::check_shared_refusals(m, p, params, testing::make_problem({1, 1, 1, 8, 8, 64, 64}, "full", Dtype::f64));
 }
