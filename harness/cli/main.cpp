@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "attnbench/catalog.hpp"
 #include "attnbench/device.hpp"
@@ -73,7 +74,7 @@ std::string default_output(const Manifest& m) {
 int cmd_run(const std::vector<std::string>& args) {
   po::options_description opts("run options");
   opts.add_options()("manifest", po::value<std::string>()->required(), "suite manifest (JSON)")(
-      "output,o", po::value<std::string>(), "result file (default: the manifest's \"output\", else runs/<name>.h5)")(
+      "output,o", po::value<std::string>(), "result file (default: the manifest's \"output\", else runs/<name>.h5); for a manifest with \"include\", the folder of one file per suite (default runs/<name>/)")(
       "resume", po::bool_switch(), "continue an interrupted run: finished cells are kept, not redone")(
       "overwrite", po::bool_switch(), "replace an existing result file")(
       "device", po::value<std::string>(), "cpu, cuda, cuda:N or auto (default: the manifest's, else cpu)")(
@@ -88,13 +89,26 @@ int cmd_run(const std::vector<std::string>& args) {
     return kOk;
   load_plugins(vm);
   const Manifest m = load_manifest(vm["manifest"].as<std::string>());
+  // A suite of suites runs each included suite into its own file in one folder (-o names the folder).
+  std::vector<std::pair<Manifest, std::string>> runs;
+  if (m.includes.empty()) {
+    runs.emplace_back(m, vm.count("output") ? vm["output"].as<std::string>() : default_output(m));
+  } else {
+    const std::filesystem::path dir =
+        vm.count("output") ? vm["output"].as<std::string>() : (m.output.empty() ? "runs/" + m.name : m.output);
+    for (const auto& sub : m.includes) {
+      Manifest one = load_manifest(sub);
+      const std::string out = (dir / (one.name + ".h5")).string();
+      runs.emplace_back(std::move(one), out);
+    }
+  }
   RunOptions ro;
-  ro.output = vm.count("output") ? vm["output"].as<std::string>() : default_output(m);
   ro.resume = vm["resume"].as<bool>();
   ro.threads = vm["threads"].as<int>();
   if (ro.threads < 0) throw UsageError("attnbench run: --threads must be >= 0");
-  if (!ro.resume && !vm["overwrite"].as<bool>() && std::filesystem::exists(ro.output))
-    throw UsageError("attnbench run: " + ro.output + " exists; pass --resume to finish it or --overwrite to replace it");
+  for (const auto& [_, out] : runs)
+    if (!ro.resume && !vm["overwrite"].as<bool>() && std::filesystem::exists(out))
+      throw UsageError("attnbench run: " + out + " exists; pass --resume to finish it or --overwrite to replace it");
   const std::string dev = vm.count("device") ? vm["device"].as<std::string>() : m.device;
   try {
     ro.device = resolve_device(dev, &ro.device_note);
@@ -107,14 +121,29 @@ int cmd_run(const std::vector<std::string>& args) {
   if (!ro.device_note.empty() && !quiet) std::cerr << ro.device_note << "\n";
   ro.progress = quiet ? nullptr : &std::cerr;
   ro.progress_tty = isatty(STDERR_FILENO);
-  const RunSummary s = run_manifest(m, ro);
-  if (!quiet) {
-    std::cout << render_report({read_results(ro.output)}, ReportOptions{});
-    std::cout << "\n" << s.total << " cells: " << s.ok << " ok, " << s.failed << " failed, " << s.unsupported
-              << " unsupported (" << s.ran << " run now, " << s.skipped_done << " kept from before)\n";
-    std::cout << "results: " << ro.output << "\n";
+  RunSummary all;
+  std::vector<ResultsFile> files;
+  for (const auto& [suite, out] : runs) {
+    ro.output = out;
+    if (runs.size() > 1 && !quiet) std::cerr << "suite " << suite.name << " -> " << out << "\n";
+    const RunSummary s = run_manifest(suite, ro);
+    all.total += s.total;
+    all.ok += s.ok;
+    all.failed += s.failed;
+    all.unsupported += s.unsupported;
+    all.ran += s.ran;
+    all.skipped_done += s.skipped_done;
+    if (!quiet) files.push_back(read_results(out));
   }
-  return vm["strict"].as<bool>() && s.failed > 0 ? kFailure : kOk;
+  if (!quiet) {
+    std::cout << render_report(files, ReportOptions{});
+    std::cout << "\n" << all.total << " cells: " << all.ok << " ok, " << all.failed << " failed, " << all.unsupported
+              << " unsupported (" << all.ran << " run now, " << all.skipped_done << " kept from before)\n";
+    std::cout << "results:";
+    for (const auto& [_, out] : runs) std::cout << " " << out;
+    std::cout << "\n";
+  }
+  return vm["strict"].as<bool>() && all.failed > 0 ? kFailure : kOk;
 }
 
 int cmd_validate(const std::vector<std::string>& args) {
@@ -127,6 +156,18 @@ int cmd_validate(const std::vector<std::string>& args) {
   if (!parse("validate", "MANIFEST", opts, pos, args, vm)) return kOk;
   load_plugins(vm);
   const Manifest m = load_manifest(vm["manifest"].as<std::string>());
+  if (!m.includes.empty()) {
+    std::size_t total = 0;
+    std::ostringstream each;
+    for (const auto& sub : m.includes) {
+      const std::size_t n = expand(load_manifest(sub)).size();
+      total += n;
+      each << "  " << sub << ": " << n << " cells\n";
+    }
+    std::cout << m.path << ": valid; a suite of " << m.includes.size() << " suites, " << total << " cells in all\n"
+              << each.str();
+    return kOk;
+  }
   const auto cells = expand(m);
   const std::int64_t instances = cells.empty() ? 0 : cells.back().instance + 1;
   std::cout << m.path << ": valid; " << cells.size() << " cells (" << instances << " task instances x "

@@ -2,6 +2,7 @@
 #include "attnbench/manifest.hpp"
 
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -188,7 +189,7 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
   Validator v(path);
   const json root = parse_strict(text, path);
   v.expect_object(root, "$");
-  v.only_keys(root, "$", {"name", "description", "seed", "device", "baseline", "output", "timing", "methods", "tasks"});
+  v.only_keys(root, "$", {"name", "description", "seed", "device", "baseline", "output", "timing", "methods", "tasks", "include"});
 
   Manifest m;
   m.path = path;
@@ -205,6 +206,32 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
   if (m.device != "cpu" && m.device != "cuda" && m.device != "auto" && m.device.rfind("cuda:", 0) != 0)
     v.fail("$.device", "expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\", got " + json(m.device).dump());
   m.output = v.string_at(root, "output", "$", false);
+
+  if (auto it = root.find("include"); it != root.end()) {
+    if (!it->is_array() || it->empty()) v.fail("$.include", "expected a non-empty array of manifest paths, got " + kind_of(*it));
+    for (const char* own : {"methods", "tasks", "timing", "baseline", "seed"})
+      if (root.contains(own))
+        v.fail(std::string("$.") + own, std::string("no \"") + own + "\" beside \"include\": each included suite keeps its own");
+    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const std::string ip = "$.include[" + std::to_string(i) + "]";
+      const json& e = (*it)[i];
+      if (!e.is_string() || e.get<std::string>().empty()) v.fail(ip, "expected a manifest path, got " + kind_of(e));
+      const std::string sub_path = (dir / e.get<std::string>()).string();
+      Manifest sub;
+      try {
+        sub = load_manifest(sub_path);
+      } catch (const ManifestError& err) {
+        v.fail(ip, "a valid manifest, but " + std::string(err.what()));
+      }
+      if (!sub.includes.empty()) v.fail(ip, "a manifest of methods and tasks, but " + sub_path + " includes others itself");
+      if (!names.insert(sub.name).second)
+        v.fail(ip, "suites with distinct names (their result files are named after them), but \"" + sub.name + "\" appears twice");
+      m.includes.push_back(sub_path);
+    }
+    return m;
+  }
 
   if (auto it = root.find("timing"); it != root.end()) {
     const json& t = *it;

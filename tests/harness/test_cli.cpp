@@ -172,3 +172,28 @@ TEST_CASE("kill -9 mid-run leaves a readable file and --resume finishes without 
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("run on a suite of suites writes one file per suite into the -o folder and resumes", "[cli]") {
+  const auto dir = test::scratch_dir("include");
+  std::ofstream(dir / "one.json") << R"({"name": "one", "timing": {"warmup": 0, "min_samples": 2, "max_time_s": 0.01},
+    "methods": [{"name": "flash"}], "tasks": [{"name": "synthetic", "params": {"heads": 2, "seq_len": 16, "head_dim": 8}}]})";
+  std::ofstream(dir / "two.json") << R"({"name": "two", "timing": {"warmup": 0, "min_samples": 2, "max_time_s": 0.01},
+    "methods": [{"name": "dense"}, {"name": "flash"}], "tasks": [{"name": "synthetic", "params": {"heads": 1, "seq_len": 8, "head_dim": 4}}]})";
+  std::ofstream(dir / "all.json") << R"({"name": "all", "include": ["one.json", "two.json"]})";
+  const std::string out = (dir / "out").string();
+  auto r = run_cli("validate " + (dir / "all.json").string(), dir);
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("a suite of 2 suites, 3 cells in all"));
+  r = run_cli("run " + (dir / "all.json").string() + " -o " + out, dir);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("3 cells: 3 ok"));
+  CHECK_THAT(r.out, Catch::Contains("results: " + out + "/one.h5 " + out + "/two.h5"));
+  CHECK(read_results(out + "/one.h5").cells.size() == 1);
+  CHECK(read_results(out + "/two.h5").cells.size() == 2);
+  CHECK(run_cli("run " + (dir / "all.json").string() + " -o " + out, dir).code == 2);  // files exist
+  r = run_cli("run " + (dir / "all.json").string() + " -o " + out + " --resume", dir);
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("0 run now, 3 kept from before"));
+  std::filesystem::remove_all(dir);
+}

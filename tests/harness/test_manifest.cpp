@@ -1,7 +1,10 @@
 // Manifest validation (every error names file, JSON path and what was expected) and deterministic expansion.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <unistd.h>
 
 #include "attnbench/manifest.hpp"
 
@@ -171,4 +174,37 @@ TEST_CASE("a missing manifest file is a ManifestError naming it", "[manifest]") 
   } catch (const ManifestError& e) {
     CHECK(e.file() == "/nonexistent/suite.json");
   }
+}
+
+TEST_CASE("a suite of suites includes other manifests by path, checked when it loads", "[manifest]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("attnbench-include-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "a.json") << kGood;
+  std::ofstream(dir / "b.json") << R"({"name": "b", "methods": [{"name": "flash"}], "tasks": [{"name": "synthetic"}]})";
+  std::ofstream(dir / "bad.json") << R"({"name": "bad", "methods": [{"name": "nope"}], "tasks": [{"name": "synthetic"}]})";
+  std::ofstream(dir / "nested.json") << R"({"name": "nested", "include": ["b.json"]})";
+  auto load = [&](const std::string& text) {
+    std::ofstream(dir / "top.json") << text;
+    return load_manifest((dir / "top.json").string());
+  };
+  const Manifest m = load(R"({"name": "all", "include": ["a.json", "b.json"]})");
+  REQUIRE(m.includes.size() == 2);
+  CHECK(m.includes[1] == (dir / "b.json").string());
+  CHECK(m.methods.empty());
+  auto error_at = [&](const std::string& text) {
+    try {
+      load(text);
+    } catch (const ManifestError& e) {
+      return e.json_path() + ": " + e.expected();
+    }
+    return std::string("accepted");
+  };
+  CHECK_THAT(error_at(R"({"name": "all", "include": ["a.json", "missing.json"]})"), Catch::StartsWith("$.include[1]: a valid manifest"));
+  CHECK_THAT(error_at(R"({"name": "all", "include": ["bad.json"]})"),
+             Catch::StartsWith("$.include[0]") && Catch::Contains("$.methods[0].name"));
+  CHECK_THAT(error_at(R"({"name": "all", "include": ["nested.json"]})"), Catch::Contains("includes others itself"));
+  CHECK_THAT(error_at(R"({"name": "all", "include": ["b.json", "b.json"]})"), Catch::Contains("appears twice"));
+  CHECK_THAT(error_at(R"({"name": "all", "include": ["b.json"], "methods": [{"name": "flash"}]})"), Catch::StartsWith("$.methods"));
+  CHECK_THAT(error_at(R"({"name": "all", "include": []})"), Catch::StartsWith("$.include: expected a non-empty array"));
+  std::filesystem::remove_all(dir);
 }

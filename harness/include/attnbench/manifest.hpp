@@ -55,6 +55,10 @@ struct Manifest {
   TimingPolicy timing;
   std::vector<MethodEntry> methods;
   std::vector<TaskEntry> tasks;
+  // A suite of suites: {"name": ..., "include": ["cab.json", ...]} names other manifests (paths relative
+  // to this one's folder, already checked to load) and has no methods or tasks of its own. Each included
+  // suite runs as itself, into its own result file.
+  std::vector<std::string> includes;
 };
 
 Manifest load_manifest(const std::string& path);                            // throws ManifestError
