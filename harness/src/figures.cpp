@@ -355,8 +355,9 @@ std::vector<Figure> scaling_figures(const std::vector<ResultsFile>& files, const
   for (const Pattern& p : patterns) names.push_back(p.task + " " + p.shape);
   // Patterns of one shape (two window sizes of a mask) are told apart by their parameters.
   std::vector<std::string> shown = names;
-  for (std::size_t i = 0; i < names.size(); ++i)
-    if (std::count(names.begin(), names.end(), names[i]) > 1) shown[i] += " " + patterns[i].params;
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (const Pattern& p : patterns) keys.emplace_back(p.task, p.params);
+  report_detail::disambiguate(shown, keys);
 
   FileNames file_names;
   std::vector<Figure> out;

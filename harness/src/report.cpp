@@ -401,6 +401,29 @@ bool several_runs(const std::vector<ResultsFile>& files) {
   return false;
 }
 
+// Columns whose headers collide are told apart by the task parameters whose values differ among the
+// colliding columns, as "name=value" (the parameters are JSON objects in key_params[i].second).
+void disambiguate(std::vector<std::string>& headers,
+                  const std::vector<std::pair<std::string, std::string>>& key_params) {
+  const std::vector<std::string> original = headers;
+  for (std::size_t i = 0; i < headers.size(); ++i) {
+    std::vector<json> same;  // the parameters of every column that shares this header
+    for (std::size_t j = 0; j < original.size(); ++j)
+      if (original[j] == original[i]) same.push_back(parse_or_null(key_params[j].second));
+    if (same.size() < 2) continue;
+    const json mine = parse_or_null(key_params[i].second);
+    std::string suffix;
+    if (mine.is_object())
+      for (const auto& item : mine.items()) {
+        bool varies = false;
+        for (const json& other : same)
+          varies |= !other.is_object() || !other.contains(item.key()) || other[item.key()] != item.value();
+        if (varies) suffix += " " + item.key() + "=" + value_text(item.value());
+      }
+    headers[i] += suffix.empty() ? " " + key_params[i].second : suffix;
+  }
+}
+
 }  // namespace report_detail
 
 namespace {
@@ -581,29 +604,6 @@ double model_flops(const CellRecord& c) {
   const double full = 2.0 * static_cast<double>(c.batch * heads) * static_cast<double>(c.q_len) *
                       static_cast<double>(c.kv_len) * static_cast<double>(c.head_dim + c.value_dim);
   return c.causal ? full / 2 : full;
-}
-
-// Columns whose headers collide are told apart by the task parameters whose values differ among the
-// colliding columns, as "name=value" (the parameters are JSON objects in key_params[i].second).
-void disambiguate(std::vector<std::string>& headers,
-                  const std::vector<std::pair<std::string, std::string>>& key_params) {
-  const std::vector<std::string> original = headers;
-  for (std::size_t i = 0; i < headers.size(); ++i) {
-    std::vector<json> same;  // the parameters of every column that shares this header
-    for (std::size_t j = 0; j < original.size(); ++j)
-      if (original[j] == original[i]) same.push_back(parse_or_null(key_params[j].second));
-    if (same.size() < 2) continue;
-    const json mine = parse_or_null(key_params[i].second);
-    std::string suffix;
-    if (mine.is_object())
-      for (const auto& item : mine.items()) {
-        bool varies = false;
-        for (const json& other : same)
-          varies |= !other.is_object() || !other.contains(item.key()) || other[item.key()] != item.value();
-        if (varies) suffix += " " + item.key() + "=" + value_text(item.value());
-      }
-    headers[i] += suffix.empty() ? " " + key_params[i].second : suffix;
-  }
 }
 
 struct PivotMetric {

@@ -42,6 +42,9 @@ std::string params_without(const std::string& task_params, const std::vector<std
 std::int64_t cell_length(const CellRecord& c);
 // 4096 -> "4K", 1048576 -> "1M", 1000 -> "1000".
 std::string length_text(std::int64_t n);
+// Colliding headers get " name=value" for the parameters (JSON objects in key_params[i].second) whose
+// values differ among the columns they collide with.
+void disambiguate(std::vector<std::string>& headers, const std::vector<std::pair<std::string, std::string>>& key_params);
 
 }  // namespace report_detail
 
