@@ -1,7 +1,9 @@
 // Manifest parsing, validation that names the JSON path of every error, and deterministic expansion.
 #include "attnbench/manifest.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -189,7 +191,8 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
   Validator v(path);
   const json root = parse_strict(text, path);
   v.expect_object(root, "$");
-  v.only_keys(root, "$", {"name", "description", "seed", "device", "baseline", "output", "timing", "methods", "tasks", "include"});
+  v.only_keys(root, "$",
+              {"name", "description", "seed", "device", "baseline", "output", "timing", "scale", "methods", "tasks", "include"});
 
   Manifest m;
   m.path = path;
@@ -291,10 +294,42 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
   }
 
   std::set<std::string> task_keys;
+  // "scale": {"seq_len": 8} multiplies every value of the named integer task parameters, so that one
+  // suite sized for two CPU cores runs bigger on a GPU by changing one number.
+  json scale = json::object();
+  if (auto it = root.find("scale"); it != root.end()) {
+    v.expect_object(*it, "$.scale");
+    for (const auto& [k, f] : it->items())
+      if (!f.is_number() || f.get<double>() <= 0 || f.get<double>() > 1e6)
+        v.fail(key_path("$.scale", k), "expected a positive factor, got " + f.dump());
+    scale = *it;
+  }
+  auto scaled = [&](json e, const std::vector<ParamSpec>& specs) {
+    for (const auto& [k, f] : scale.items()) {
+      const ParamSpec* spec = find_spec(specs, k);
+      if (!spec || spec->type != ParamType::integer) continue;
+      auto times = [&](json& x) {
+        if (x.is_number_integer() && x.get<std::int64_t>() > 0)
+          x = std::max<std::int64_t>(1, std::llround(static_cast<double>(x.get<std::int64_t>()) * f.get<double>()));
+      };
+      if (e.contains("params") && e["params"].is_object() && e["params"].contains(k)) times(e["params"][k]);
+      if (e.contains("axes") && e["axes"].is_object() && e["axes"].contains(k) && e["axes"][k].is_array())
+        for (auto& x : e["axes"][k]) times(x);
+    }
+    return e;
+  };
+
   const json& tasks = list_at("tasks");
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     const std::string p = "$.tasks[" + std::to_string(i) + "]";
-    const json& e = tasks[i];
+    json e_scaled;  // the entry with "scale" applied, validated as if written so
+    if (const Task* t = tasks[i].is_object() && tasks[i].contains("name") && tasks[i]["name"].is_string()
+                            ? TaskRegistry::instance().find(tasks[i]["name"].get<std::string>())
+                            : nullptr)
+      e_scaled = scaled(tasks[i], t->info().params);
+    else
+      e_scaled = tasks[i];
+    const json& e = e_scaled;
     v.expect_object(e, p);
     v.only_keys(e, p, {"name", "params", "axes"});
     TaskEntry te;

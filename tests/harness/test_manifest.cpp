@@ -208,3 +208,25 @@ TEST_CASE("a suite of suites includes other manifests by path, checked when it l
   CHECK_THAT(error_at(R"({"name": "all", "include": []})"), Catch::StartsWith("$.include: expected a non-empty array"));
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("\"scale\" multiplies the named integer task parameters before validation", "[manifest]") {
+  const Manifest m = parse_manifest(R"({"name": "s", "scale": {"seq_len": 4, "kv_len": 2},
+    "methods": [{"name": "flash"}],
+    "tasks": [{"name": "synthetic", "params": {"kv_len": 100}, "axes": {"seq_len": [10, 20]}}]})", "s.json");
+  const auto cells = expand(m);
+  REQUIRE(cells.size() == 2);
+  CHECK(cells[0].task_params.integer("seq_len") == 40);
+  CHECK(cells[1].task_params.integer("seq_len") == 80);
+  CHECK(cells[0].task_params.integer("kv_len") == 200);
+  CHECK(cells[0].task_params.integer("head_dim") == 64);  // not named, not scaled
+  // Scaling past a parameter's range is refused where the value stands.
+  try {
+    parse_manifest(R"({"name": "s", "scale": {"seq_len": 1000000},
+      "methods": [{"name": "flash"}], "tasks": [{"name": "synthetic", "axes": {"seq_len": [1024]}}]})", "s.json");
+    FAIL("accepted");
+  } catch (const ManifestError& e) {
+    CHECK(e.json_path() == "$.tasks[0].axes.seq_len[0]");
+  }
+  CHECK_THROWS_AS(parse_manifest(R"({"name": "s", "scale": {"seq_len": -1}, "methods": [{"name": "flash"}],
+    "tasks": [{"name": "synthetic"}]})", "s.json"), ManifestError);
+}
