@@ -622,6 +622,19 @@ PivotMetric pivot_metric(const std::string& name, const std::vector<Row>& rows, 
     return {"GFLOP/s",
             [](const Row& r) { return has_latency(*r.cell) && r.cell->flops > 0 ? V(gflops(*r.cell)) : V(); },
             "%.4g", Better::higher};
+  if (name == "tflops")
+    return {"TFLOP/s",
+            [](const Row& r) { return has_latency(*r.cell) && r.cell->flops > 0 ? V(gflops(*r.cell) / 1e3) : V(); },
+            "%.4g", Better::higher};
+  if (name == "bytes_mb")
+    return {"bytes moved at minimum (MB)", [](const Row& r) { return r.cell->bytes > 0 ? V(r.cell->bytes / 1e6) : V(); },
+            "%.4g", Better::lower};
+  if (name == "gbps")
+    return {"achieved bandwidth over the minimum bytes (GB/s)",
+            [](const Row& r) {
+              return has_latency(*r.cell) && r.cell->bytes > 0 ? V(r.cell->bytes / r.cell->timing.median_s / 1e9) : V();
+            },
+            "%.4g", Better::higher};
   if (name == "peak_mb")
     return {"peak memory (MB)",
             [](const Row& r) { return ok(*r.cell) && r.cell->peak_bytes > 0 ? V(peak_mb(*r.cell)) : V(); }, "%.4g",
@@ -635,7 +648,7 @@ PivotMetric pivot_metric(const std::string& name, const std::vector<Row>& rows, 
             "%.2f", Better::higher};
   const std::vector<std::string> metrics = metric_names(rows);
   if (std::find(metrics.begin(), metrics.end(), name) == metrics.end()) {
-    std::string available = "latency_ms, gflops, peak_mb, flop_reduction, efficiency_length";
+    std::string available = "latency_ms, gflops, tflops, bytes_mb, gbps, peak_mb, flop_reduction, efficiency_length";
     if (any_baseline) available += ", speedup";
     for (const std::string& m : metrics) available += ", " + m;
     for (const char* task : {"ruler", "niah"})

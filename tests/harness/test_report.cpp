@@ -178,11 +178,11 @@ TEST_CASE("report: speedup is against the baseline of the same task instance", "
 
 TEST_CASE("report: an unknown metric names the ones there are", "[report]") {
   try {
-    render({smoke_run()}, ReportFormat::markdown, "tflops");
+    render({smoke_run()}, ReportFormat::markdown, "teraflops");
     FAIL("no exception");
   } catch (const std::invalid_argument& e) {
     CHECK(std::string(e.what()) ==
-          "no cell has metric 'tflops' (available: latency_ms, gflops, peak_mb, flop_reduction, efficiency_length, speedup, rel_l2, max_abs, accuracy)");
+          "no cell has metric 'teraflops' (available: latency_ms, gflops, tflops, bytes_mb, gbps, peak_mb, flop_reduction, efficiency_length, speedup, rel_l2, max_abs, accuracy)");
   }
 }
 
@@ -472,4 +472,17 @@ TEST_CASE("report: RULER's single family counts each haystack as its own variant
   const auto m = csv_line(render({r}, ReportFormat::csv, "ruler"), "m");
   REQUIRE(m.size() == 7);  // one row: the haystack does not split the method
   CHECK(std::stod(m[1]) == Approx(50));
+}
+
+TEST_CASE("report: TFLOP/s, minimum bytes and bandwidth pivots follow their formulas", "[report]") {
+  ResultsFile r;
+  r.manifest_name = "bw";
+  r.manifest_text = R"({"name": "bw"})";
+  CellRecord c = cell(0, "flash", "{}", "synthetic", 1024, 1024, 0.5);
+  c.flops = 2e12;   // 2 TFLOP in 0.5 s: 4 TFLOP/s
+  c.bytes = 3e9;    // 3 GB in 0.5 s: 6 GB/s
+  r.cells = {c};
+  CHECK_THAT(render({r}, ReportFormat::csv, "tflops"), Catch::Contains("flash,4\n"));
+  CHECK_THAT(render({r}, ReportFormat::csv, "bytes_mb"), Catch::Contains("flash,3000\n"));
+  CHECK_THAT(render({r}, ReportFormat::csv, "gbps"), Catch::Contains("flash,6\n"));
 }
