@@ -88,16 +88,8 @@ class Reference final : public Method {
     return m;
   }
 
-  Support supports(const Problem& p, const Params&, const Device& d) const override {
-    if (!d.is_cpu()) return Support::no("the reference runs on the CPU only; run it with --device cpu");
-    if (p.kv_heads < 1 || p.heads % p.kv_heads != 0)
-      return Support::no("heads (" + std::to_string(p.heads) + ") must be a multiple of kv_heads (" +
-                         std::to_string(p.kv_heads) + ")");
-    return Support::yes();
-  }
-
-  double flops(const Problem& p, const Params&) const override { return attention_flops(p); }
-  double bytes(const Problem& p, const Params&) const override { return attention_bytes(p); }
+  // supports(), flops() and bytes(): Method's defaults (CPU backend, heads a multiple of kv_heads,
+  // exact attention's counts).
   Dtype output_dtype(const Problem&) const override { return Dtype::f64; }
 
   std::unique_ptr<Plan> plan(const Problem& p, const Params&, const Device&) const override {

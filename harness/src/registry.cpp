@@ -25,7 +25,7 @@ Support Method::supports(const Problem& p, const Params&, const Device& d) const
   bool backend = false;
   for (const auto& b : mi.backends) backend |= (d.is_cpu() ? b == "cpu" : b == "cuda");
   if (!backend) return Support::no(mi.name + " has no " + (d.is_cpu() ? "cpu" : "cuda") + " backend");
-  if (p.heads % p.kv_heads != 0)
+  if (p.kv_heads < 1 || p.heads % p.kv_heads != 0)
     return Support::no("heads (" + std::to_string(p.heads) + ") must be a multiple of kv_heads (" +
                        std::to_string(p.kv_heads) + ")");
   return Support::yes();

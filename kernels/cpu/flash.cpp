@@ -33,18 +33,13 @@ class Flash final : public Method {
     return m;
   }
 
-  Support supports(const Problem& p, const Params&, const Device& d) const override {
-    if (!d.is_cpu()) return Support::no("flash has a CPU backend only; run it with --device cpu");
+  Support supports(const Problem& p, const Params& params, const Device& d) const override {
+    if (Support s = Method::supports(p, params, d); !s) return s;  // CPU backend, heads % kv_heads
     if (p.dtype != Dtype::f32 && p.dtype != Dtype::bf16)
       return Support::no("flash computes in fp32 from fp32 or bf16 inputs, not " + std::string(to_string(p.dtype)));
-    if (p.kv_heads < 1 || p.heads % p.kv_heads != 0)
-      return Support::no("heads (" + std::to_string(p.heads) + ") must be a multiple of kv_heads (" +
-                         std::to_string(p.kv_heads) + ")");
     return Support::yes();
   }
-
-  double flops(const Problem& p, const Params&) const override { return attention_flops(p); }
-  double bytes(const Problem& p, const Params&) const override { return attention_bytes(p); }
+  // flops() and bytes(): Method's defaults, exact attention's counts.
 
   std::unique_ptr<Plan> plan(const Problem& p, const Params& params, const Device&) const override {
     return std::make_unique<FlashPlan>(p, kernels::make_flash_config(p, params.integer("block_q"), params.integer("block_k")));
