@@ -10,7 +10,11 @@ namespace attnbench {
 namespace {
 std::string fmt_number(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
+  // Whole numbers in full (an integer range of [0, 1099511627776] reads better than 1.099511628e+12).
+  if (v == std::floor(v) && std::abs(v) < 1e18)
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+  else
+    std::snprintf(buf, sizeof buf, "%.10g", v);
   return buf;
 }
 std::string type_name(const json& v) {
