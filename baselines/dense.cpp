@@ -89,7 +89,7 @@ class DensePlan final : public Plan {
             }
           }
 
-      // 2. P = softmax(S) row by row, in place; a row with no allowed key becomes all zeros.
+          // 2. P = softmax(S) row by row, in place; a row with no allowed key becomes all zeros.
 #pragma omp for schedule(static)
       for (std::int64_t r = 0; r < B * H * Lq; ++r) {
         float* srow = scores + r * Lk;

@@ -21,11 +21,11 @@ namespace attnbench::datasets {
 
 // The `structured` generator's knobs (docs/datasets.md gives the exact definition and why each exists).
 struct StructuredSpec {
-  double drift = 0.95;          // AR(1) coefficient between neighbouring tokens (0: i.i.d., near 1: slow drift)
-  double sink_scale = 8.0;      // norm of the sink key (position 0) relative to the other keys
-  std::int64_t outliers = 2;    // channels of Q and K scaled by outlier_scale (chosen per kv head, seeded)
-  double outlier_scale = 6.0;   // magnitude factor of the outlier channels
-  double rope_base = 10000.0;   // RoPE base θ; 0 turns the rotation off
+  double drift = 0.95;         // AR(1) coefficient between neighbouring tokens (0: i.i.d., near 1: slow drift)
+  double sink_scale = 8.0;     // norm of the sink key (position 0) relative to the other keys
+  std::int64_t outliers = 2;   // channels of Q and K scaled by outlier_scale (chosen per kv head, seeded)
+  double outlier_scale = 6.0;  // magnitude factor of the outlier channels
+  double rope_base = 10000.0;  // RoPE base θ; 0 turns the rotation off
 };
 
 // Rotary position embedding in place, on the rotate-half layout (channel i pairs with i + D/2, as in
@@ -39,8 +39,8 @@ Inputs structured_inputs(const Problem& p, std::uint64_t seed, const StructuredS
 // What a capture file holds (datasets "q", "k", "v" of [B, H, L, D]); read without loading the tensors.
 struct Hdf5Layout {
   std::int64_t batch = 0, heads = 0, kv_heads = 0, q_len = 0, kv_len = 0, head_dim = 0, value_dim = 0;
-  std::string model;           // root attribute "model" ("" when absent)
-  bool rope_applied = false;   // root attribute "rope_applied" (Q and K captured after RoPE)
+  std::string model;          // root attribute "model" ("" when absent)
+  bool rope_applied = false;  // root attribute "rope_applied" (Q and K captured after RoPE)
 };
 // Throws std::runtime_error naming the file and what is wrong with it.
 Hdf5Layout read_hdf5_layout(const std::string& path);

@@ -1,4 +1,6 @@
 // The `hdf5` input generator: Q, K, V a user captured from a real model (layout in docs/datasets.md).
+#include <H5Cpp.h>
+
 #include <array>
 #include <filesystem>
 #include <stdexcept>
@@ -6,8 +8,6 @@
 #include <vector>
 
 #include "datasets/generators.hpp"
-
-#include <H5Cpp.h>
 
 namespace attnbench::datasets {
 
@@ -52,8 +52,9 @@ Dataset open_dataset(const H5::H5File& file, const std::string& path, const char
     d.bf16 = true;
     return d;
   }
-  fail(path, std::string("dataset \"") + name + "\" has an unsupported element type; expected float32, float16, or "
-                                                "bfloat16 stored as uint16 with attribute encoding = \"bfloat16\"");
+  fail(path, std::string("dataset \"") + name +
+                 "\" has an unsupported element type; expected float32, float16, or "
+                 "bfloat16 stored as uint16 with attribute encoding = \"bfloat16\"");
 }
 
 // The hyperslab [0, b) x [0, h) x [t0, t0 + n) x [0, D) of a dataset, widened to float.
@@ -143,10 +144,11 @@ Inputs hdf5_inputs(const Problem& p, const std::string& path) {
     OpenCapture c = open_capture(path);
     const Hdf5Layout& l = c.layout;
     auto need = [&](bool ok, const std::string& what) {
-      if (!ok) fail(path, what + " (the file holds " + std::to_string(l.batch) + " sequences, q heads " +
-                              std::to_string(l.heads) + ", kv heads " + std::to_string(l.kv_heads) + ", q_len " +
-                              std::to_string(l.q_len) + ", kv_len " + std::to_string(l.kv_len) + ", head dim " +
-                              std::to_string(l.head_dim) + ", value dim " + std::to_string(l.value_dim) + ")");
+      if (!ok)
+        fail(path, what + " (the file holds " + std::to_string(l.batch) + " sequences, q heads " +
+                       std::to_string(l.heads) + ", kv heads " + std::to_string(l.kv_heads) + ", q_len " +
+                       std::to_string(l.q_len) + ", kv_len " + std::to_string(l.kv_len) + ", head dim " +
+                       std::to_string(l.head_dim) + ", value dim " + std::to_string(l.value_dim) + ")");
     };
     need(p.batch <= l.batch, "the task asks for batch " + std::to_string(p.batch));
     need(p.heads <= l.heads && p.kv_heads <= l.kv_heads,
@@ -158,9 +160,9 @@ Inputs hdf5_inputs(const Problem& p, const std::string& path) {
     need(p.kv_len <= l.kv_len, "the task asks for kv_len " + std::to_string(p.kv_len));
     // Queries end at absolute position kv_len; the file's query i sits at i + (file kv_len − file q_len).
     const std::int64_t q_start = p.kv_len - p.q_len - (l.kv_len - l.q_len);
-    need(q_start >= 0 && q_start + p.q_len <= l.q_len,
-         "the task's " + std::to_string(p.q_len) + " queries ending at position " + std::to_string(p.kv_len) +
-             " are not all in the file");
+    need(q_start >= 0 && q_start + p.q_len <= l.q_len, "the task's " + std::to_string(p.q_len) +
+                                                           " queries ending at position " + std::to_string(p.kv_len) +
+                                                           " are not all in the file");
     auto to_tensor = [&](const Dataset& d, std::int64_t heads, std::int64_t t0, std::int64_t len, std::int64_t dim) {
       const std::vector<float> slab = read_slab(d, static_cast<hsize_t>(p.batch), static_cast<hsize_t>(heads),
                                                 static_cast<hsize_t>(t0), static_cast<hsize_t>(len));
@@ -175,6 +177,5 @@ Inputs hdf5_inputs(const Problem& p, const std::string& path) {
     throw std::runtime_error(path + ": cannot be read as a Q/K/V capture: " + e.getDetailMsg());
   }
 }
-
 
 }  // namespace attnbench::datasets

@@ -10,8 +10,7 @@ class CabTask final : public efficiency::EfficiencyTask {
  public:
   TaskInfo info() const override {
     return TaskInfo{
-        "cab",
-        TaskKind::efficiency,
+        "cab", TaskKind::efficiency,
         "CAB's attention patterns (self/cross, full/causal) over lengths; fidelity against the float64 oracle",
         efficiency::with_input_params(
             {ParamSpec::choice("pattern", "self_full", {"self_full", "self_causal", "cross_full", "cross_causal"},

@@ -9,8 +9,7 @@ class DecodeTask final : public efficiency::EfficiencyTask {
  public:
   TaskInfo info() const override {
     return TaskInfo{
-        "decode",
-        TaskKind::efficiency,
+        "decode", TaskKind::efficiency,
         "new tokens against a KV cache of kv_len (causal, bottom-right); batch and GQA ratio as axes",
         efficiency::with_input_params(
             {ParamSpec::integer("new_tokens", 1, 1, 1024, "queries: tokens generated in this step (1: plain decode)"),
@@ -18,7 +17,8 @@ class DecodeTask final : public efficiency::EfficiencyTask {
              ParamSpec::integer("batch", 1, 1, 4096, "sequences decoded together"),
              ParamSpec::integer("heads", 32, 1, 1024, "query heads"),
              ParamSpec::integer("gqa_ratio", 4, 1, 1024, "query heads per kv head (1: MHA; heads: MQA)"),
-             ParamSpec::integer("head_dim", 128, 1, 1024, "query/key/value head dimension"), efficiency::dtype_param()}),
+             ParamSpec::integer("head_dim", 128, 1, 1024, "query/key/value head dimension"),
+             efficiency::dtype_param()}),
         efficiency::fidelity_metrics()};
   }
 

@@ -15,14 +15,16 @@ namespace attnbench::efficiency {
 // `inputs` and the `structured` generator's knobs (docs/datasets.md defines them); appended to a task's params.
 inline std::vector<ParamSpec> input_params() {
   const datasets::StructuredSpec d;
-  return {ParamSpec::choice("inputs", "gaussian", {"gaussian", "structured", "hdf5"},
-                            "gaussian: i.i.d. N(0,1); structured: sink, drift, outliers, RoPE; hdf5: a capture file"),
-          ParamSpec::choice("inputs_file", "", {}, "HDF5 capture of Q, K, V (inputs = hdf5 only; layout in docs/datasets.md)"),
-          ParamSpec::number("drift", d.drift, 0.0, 0.999999, "structured: AR(1) coefficient between neighbouring tokens"),
-          ParamSpec::number("sink_scale", d.sink_scale, 1e-3, 1e3, "structured: norm of the sink key over the others'"),
-          ParamSpec::integer("outliers", d.outliers, 0, 1024, "structured: outlier channels of Q and K per kv head"),
-          ParamSpec::number("outlier_scale", d.outlier_scale, 0.0, 1e3, "structured: magnitude factor of outlier channels"),
-          ParamSpec::number("rope_base", d.rope_base, 0.0, 1e9, "structured: RoPE base (0: no rotation)")};
+  return {
+      ParamSpec::choice("inputs", "gaussian", {"gaussian", "structured", "hdf5"},
+                        "gaussian: i.i.d. N(0,1); structured: sink, drift, outliers, RoPE; hdf5: a capture file"),
+      ParamSpec::choice("inputs_file", "", {},
+                        "HDF5 capture of Q, K, V (inputs = hdf5 only; layout in docs/datasets.md)"),
+      ParamSpec::number("drift", d.drift, 0.0, 0.999999, "structured: AR(1) coefficient between neighbouring tokens"),
+      ParamSpec::number("sink_scale", d.sink_scale, 1e-3, 1e3, "structured: norm of the sink key over the others'"),
+      ParamSpec::integer("outliers", d.outliers, 0, 1024, "structured: outlier channels of Q and K per kv head"),
+      ParamSpec::number("outlier_scale", d.outlier_scale, 0.0, 1e3, "structured: magnitude factor of outlier channels"),
+      ParamSpec::number("rope_base", d.rope_base, 0.0, 1e9, "structured: RoPE base (0: no rotation)")};
 }
 
 inline std::vector<ParamSpec> with_input_params(std::vector<ParamSpec> own) {
@@ -42,8 +44,8 @@ inline std::optional<std::string> check_inputs(const Params& p, std::int64_t hea
   if (!hdf5 && !p.string("inputs_file").empty())
     return "inputs_file is read only when inputs = hdf5 (inputs is " + p.string("inputs") + ")";
   if (p.string("inputs") == "structured" && p.integer("outliers") > 0 && head_dim < p.integer("outliers"))
-    return "outliers (" + std::to_string(p.integer("outliers")) + ") exceeds head_dim (" +
-           std::to_string(head_dim) + ")";
+    return "outliers (" + std::to_string(p.integer("outliers")) + ") exceeds head_dim (" + std::to_string(head_dim) +
+           ")";
   return std::nullopt;
 }
 

@@ -30,8 +30,7 @@ class LraTask final : public efficiency::EfficiencyTask {
  public:
   TaskInfo info() const override {
     return TaskInfo{
-        "lra",
-        TaskKind::efficiency,
+        "lra", TaskKind::efficiency,
         "Long Range Arena's attention shapes (length, heads, head dim per benchmark), non-causal self attention",
         efficiency::with_input_params(
             {ParamSpec::choice("benchmark", "listops", {"listops", "text", "retrieval", "image", "pathfinder", "pathx"},
@@ -52,8 +51,7 @@ class LraTask final : public efficiency::EfficiencyTask {
     Problem pr;
     pr.batch = p.integer("batch");
     pr.heads = pr.kv_heads = p.integer("heads") ? p.integer("heads") : s.heads;
-    pr.q_len = pr.kv_len =
-        std::max<std::int64_t>(1, std::llround(static_cast<double>(s.length) * p.number("scale")));
+    pr.q_len = pr.kv_len = std::max<std::int64_t>(1, std::llround(static_cast<double>(s.length) * p.number("scale")));
     pr.head_dim = s.head_dim;
     efficiency::finish_problem(pr, p);
     pr.mask = make_mask("full", json::object(), pr.mask_shape());

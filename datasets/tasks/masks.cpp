@@ -16,23 +16,27 @@ std::pair<std::string, json> mask_kind(const Params& p) {
   if (m == "sliding_window") return {m, json{{"window", p.integer("window")}, {"mode", p.string("mode")}}};
   if (m == "sink_window") return {m, json{{"sinks", p.integer("sinks")}, {"window", p.integer("window")}}};
   if (m == "document")
-    return {m, json{{"doc_lens", p.string("doc_lens")}, {"documents", p.integer("documents")},
-                    {"seed", p.integer("mask_seed")}, {"causal", p.boolean("causal")}}};
+    return {m, json{{"doc_lens", p.string("doc_lens")},
+                    {"documents", p.integer("documents")},
+                    {"seed", p.integer("mask_seed")},
+                    {"causal", p.boolean("causal")}}};
   if (m == "shared_question") return {m, json{{"question", p.integer("question")}, {"answers", p.integer("answers")}}};
   if (m == "global_sliding")
-    return {"longformer", json{{"global", p.integer("global")}, {"window", p.integer("window")}, {"mode", p.string("mode")}}};
+    return {"longformer",
+            json{{"global", p.integer("global")}, {"window", p.integer("window")}, {"mode", p.string("mode")}}};
   if (m == "block_causal") return {m, json{{"block", p.integer("block")}}};
   if (m == "dilated") return {m, json{{"window", p.integer("window")}, {"dilation", p.integer("dilation")}}};
-  return {"random_block", json{{"block", p.integer("block")}, {"density", p.number("density")},
-                               {"seed", p.integer("mask_seed")}, {"causal", p.boolean("causal")}}};
+  return {"random_block", json{{"block", p.integer("block")},
+                               {"density", p.number("density")},
+                               {"seed", p.integer("mask_seed")},
+                               {"causal", p.boolean("causal")}}};
 }
 
 class MasksTask final : public efficiency::EfficiencyTask {
  public:
   TaskInfo info() const override {
     return TaskInfo{
-        "masks",
-        TaskKind::efficiency,
+        "masks", TaskKind::efficiency,
         "self attention under one named mask (the oracle and the kernels use the same); fidelity against the oracle",
         efficiency::with_input_params(
             {ParamSpec::choice("mask", "causal",
@@ -43,19 +47,25 @@ class MasksTask final : public efficiency::EfficiencyTask {
              ParamSpec::integer("batch", 1, 1, 4096, "sequences per call"),
              ParamSpec::integer("heads", 8, 1, 1024, "query heads (= kv heads)"),
              ParamSpec::integer("head_dim", 64, 1, 1024, "query/key/value head dimension"), efficiency::dtype_param(),
-             ParamSpec::integer("window", 256, 1, 1 << 24, "sliding_window, sink_window, global_sliding, dilated: keys in the window"),
-             ParamSpec::choice("mode", "causal", {"causal", "centred"}, "sliding_window, global_sliding: window ends at or is centred on the query"),
+             ParamSpec::integer("window", 256, 1, 1 << 24,
+                                "sliding_window, sink_window, global_sliding, dilated: keys in the window"),
+             ParamSpec::choice("mode", "causal", {"causal", "centred"},
+                               "sliding_window, global_sliding: window ends at or is centred on the query"),
              ParamSpec::integer("sinks", 4, 0, 1 << 24, "sink_window: first tokens every query sees"),
-             ParamSpec::integer("global", 16, 0, 1 << 24, "global_sliding: first tokens attending and attended everywhere"),
+             ParamSpec::integer("global", 16, 0, 1 << 24,
+                                "global_sliding: first tokens attending and attended everywhere"),
              ParamSpec::integer("block", 64, 1, 1 << 24, "block_causal, random_block: tokens per block"),
              ParamSpec::integer("dilation", 2, 1, 1 << 20, "dilated: distance between the window's keys"),
-             ParamSpec::choice("doc_lens", "", {}, "document: comma-separated lengths summing to seq_len (empty: seeded split)"),
+             ParamSpec::choice("doc_lens", "", {},
+                               "document: comma-separated lengths summing to seq_len (empty: seeded split)"),
              ParamSpec::integer("documents", 4, 1, 1 << 24, "document: documents of the seeded split"),
              ParamSpec::boolean("causal", true, "document: causal within documents; random_block: also k <= pos"),
              ParamSpec::integer("question", 512, 1, 1 << 24, "shared_question: tokens of the shared question"),
              ParamSpec::integer("answers", 4, 1, 1 << 20, "shared_question: answers splitting the rest evenly"),
-             ParamSpec::number("density", 0.25, 0.0, 1.0, "random_block: probability an off-diagonal block pair is kept"),
-             ParamSpec::integer("mask_seed", 0, 0, std::int64_t{1} << 40, "document, random_block: seed of the random choice")}),
+             ParamSpec::number("density", 0.25, 0.0, 1.0,
+                               "random_block: probability an off-diagonal block pair is kept"),
+             ParamSpec::integer("mask_seed", 0, 0, std::int64_t{1} << 40,
+                                "document, random_block: seed of the random choice")}),
         efficiency::fidelity_metrics()};
   }
 

@@ -13,9 +13,11 @@ class NiahTask final : public RetrievalTask {
  public:
   TaskInfo info() const override {
     std::vector<ParamSpec> params = {
-        ParamSpec::integer("seq_len", 4096, 2, 1 << 24, "context length L in tokens, the query token included (the last)"),
-        ParamSpec::number("depth", 50.0, 0.0, 100.0,
-                          "needle position in percent of the context: 0 the first token, 100 the one before the query")};
+        ParamSpec::integer("seq_len", 4096, 2, 1 << 24,
+                           "context length L in tokens, the query token included (the last)"),
+        ParamSpec::number(
+            "depth", 50.0, 0.0, 100.0,
+            "needle position in percent of the context: 0 the first token, 100 the one before the query")};
     for (auto& spec : common_params(100)) params.push_back(std::move(spec));
     return TaskInfo{"niah", TaskKind::retrieval,
                     "needle in a haystack at the attention level: one key/value needle at a depth of L noise tokens; "

@@ -126,16 +126,21 @@ std::vector<MetricSpec> accuracy_metric_specs() {
 }
 
 std::vector<ParamSpec> common_params(std::int64_t default_samples) {
-  return {ParamSpec::integer("samples", default_samples, 1, 1 << 20,
-                             "independent trials per cell, laid out over batch × heads (one method run per cell)"),
-          ParamSpec::integer("heads", 1, 1, 1024, "heads per sequence; each (sequence, head) is one trial, so heads must divide samples"),
-          ParamSpec::integer("head_dim", 64, 32, 512, "query/key/value head dimension D"),
-          ParamSpec::number("signal", 0.8, 0.0, 1.0,
-                            "cosine between a needle's key and its query (calibrated: exact attention >= 99% on the default suites)"),
-          ParamSpec::number("sharpness", 4.0, 0.01, 64.0,
-                            "query norm in units of sqrt(D): a haystack logit is N(0, sharpness²), a needle's sharpness·signal·sqrt(D)"),
-          ParamSpec::integer("codebook", 1024, 2, 1 << 16,
-                             "value codebook entries (the decode's candidates; the first D are orthogonal); at most 16·head_dim")};
+  return {
+      ParamSpec::integer("samples", default_samples, 1, 1 << 20,
+                         "independent trials per cell, laid out over batch × heads (one method run per cell)"),
+      ParamSpec::integer("heads", 1, 1, 1024,
+                         "heads per sequence; each (sequence, head) is one trial, so heads must divide samples"),
+      ParamSpec::integer("head_dim", 64, 32, 512, "query/key/value head dimension D"),
+      ParamSpec::number(
+          "signal", 0.8, 0.0, 1.0,
+          "cosine between a needle's key and its query (calibrated: exact attention >= 99% on the default suites)"),
+      ParamSpec::number(
+          "sharpness", 4.0, 0.01, 64.0,
+          "query norm in units of sqrt(D): a haystack logit is N(0, sharpness²), a needle's sharpness·signal·sqrt(D)"),
+      ParamSpec::integer(
+          "codebook", 1024, 2, 1 << 16,
+          "value codebook entries (the decode's candidates; the first D are orthogonal); at most 16·head_dim")};
 }
 
 std::optional<std::string> check_common(const Params& p) {
@@ -153,7 +158,8 @@ std::optional<std::string> check_common(const Params& p) {
     char gib[32];
     std::snprintf(gib, sizeof gib, "%.1f", floats * 4 / (1 << 30));
     return "keys and values of " + std::to_string(samples) + " samples × " + std::to_string(seq_len) + " tokens × " +
-           std::to_string(dim) + " dims take " + gib + " GiB, over the 2 GiB limit of a retrieval cell; use samples <= " +
+           std::to_string(dim) + " dims take " + gib +
+           " GiB, over the 2 GiB limit of a retrieval cell; use samples <= " +
            std::to_string(std::max<std::int64_t>(fit, 0)) + " at this length (or a shorter seq_len)";
   }
   return std::nullopt;
@@ -184,16 +190,14 @@ std::unique_ptr<RetrievalInstance> new_instance(const Params& p, std::int64_t q_
                         Tensor(Dtype::f32, {pr.batch, pr.kv_heads, pr.kv_len, pr.value_dim})};
   inst->codebook = Codebook::random(p.integer("codebook"), pr.value_dim, derive_seed(seed, "codebook"));
   inst->trials = pr.batch * pr.heads;
-  inst->expected.assign(static_cast<std::size_t>(inst->trials), std::vector<Expectation>(static_cast<std::size_t>(q_len)));
+  inst->expected.assign(static_cast<std::size_t>(inst->trials),
+                        std::vector<Expectation>(static_cast<std::size_t>(q_len)));
   inst->needles.assign(static_cast<std::size_t>(inst->trials), {});
   return inst;
 }
 
 TrialWriter::TrialWriter(RetrievalInstance& inst, std::int64_t trial)
-    : codebook_(inst.codebook),
-      dim_(inst.problem.head_dim),
-      kv_len_(inst.problem.kv_len),
-      q_len_(inst.problem.q_len) {
+    : codebook_(inst.codebook), dim_(inst.problem.head_dim), kv_len_(inst.problem.kv_len), q_len_(inst.problem.q_len) {
   // kv_heads == heads, so trial t's rows start at t·len in both Q and K/V.
   q_ = inst.inputs.q.f32() + trial * q_len_ * dim_;
   k_ = inst.inputs.k.f32() + trial * kv_len_ * dim_;

@@ -52,8 +52,8 @@ struct Expectation {
 struct RetrievalInstance : TaskInstance {
   Codebook codebook;
   std::int64_t trials = 0;
-  std::vector<std::vector<Expectation>> expected;      // [trial][query row]
-  std::vector<std::vector<std::int64_t>> needles;      // [trial]: key positions of the planted needles
+  std::vector<std::vector<Expectation>> expected;  // [trial][query row]
+  std::vector<std::vector<std::int64_t>> needles;  // [trial]: key positions of the planted needles
 };
 
 // The `k` entries among the first `candidates` with the highest cosine to `out` (dim values), best first,

@@ -32,9 +32,12 @@ Variant variant_of(const Params& p) {
 
 std::int64_t q_len_of(const Params& p) {
   switch (variant_of(p)) {
-    case Variant::multiquery: return p.integer("queries");
-    case Variant::vt: return p.integer("hops");
-    default: return 1;
+    case Variant::multiquery:
+      return p.integer("queries");
+    case Variant::vt:
+      return p.integer("hops");
+    default:
+      return 1;
   }
 }
 
@@ -60,8 +63,8 @@ std::vector<std::int64_t> word_counts(Variant v, std::int64_t context, std::int6
   double harmonic = 0;
   for (std::int64_t r = 1; r <= vocab; ++r) harmonic += std::pow(static_cast<double>(r), -kZipfAlpha);
   for (std::int64_t r = 1; r <= vocab; ++r)
-    counts[r - 1] = static_cast<std::int64_t>(std::floor(static_cast<double>(context) *
-                                                          std::pow(static_cast<double>(r), -kZipfAlpha) / harmonic));
+    counts[r - 1] = static_cast<std::int64_t>(
+        std::floor(static_cast<double>(context) * std::pow(static_cast<double>(r), -kZipfAlpha) / harmonic));
   if (counts[top - 1] <= counts[top]) return {};
   return counts;
 }
@@ -70,17 +73,24 @@ class RulerTask final : public RetrievalTask {
  public:
   TaskInfo info() const override {
     std::vector<ParamSpec> params = {
-        ParamSpec::integer("seq_len", 4096, 2, 1 << 24, "context length L in tokens, the query tokens included (the last ones)"),
-        ParamSpec::choice("variant", "single", {"single", "multikey", "multivalue", "multiquery", "vt", "cwe", "fwe"},
-                          "RULER task: single/multikey/multivalue/multiquery retrieval, vt tracing, cwe/fwe aggregation"),
-        ParamSpec::choice("haystack", "noise", {"noise", "repeat", "needles"},
-                          "single: i.i.d. noise, 16 key/value pairs repeated, or needle-like distractors (codebook values)"),
-        ParamSpec::integer("distractors", 4, 1, 64, "multikey: distractor needles whose keys have cosine distractor_signal"),
-        ParamSpec::number("distractor_signal", 0.6, 0.0, 1.0, "multikey: cosine of a distractor's key with the query (< signal)"),
+        ParamSpec::integer("seq_len", 4096, 2, 1 << 24,
+                           "context length L in tokens, the query tokens included (the last ones)"),
+        ParamSpec::choice(
+            "variant", "single", {"single", "multikey", "multivalue", "multiquery", "vt", "cwe", "fwe"},
+            "RULER task: single/multikey/multivalue/multiquery retrieval, vt tracing, cwe/fwe aggregation"),
+        ParamSpec::choice(
+            "haystack", "noise", {"noise", "repeat", "needles"},
+            "single: i.i.d. noise, 16 key/value pairs repeated, or needle-like distractors (codebook values)"),
+        ParamSpec::integer("distractors", 4, 1, 64,
+                           "multikey: distractor needles whose keys have cosine distractor_signal"),
+        ParamSpec::number("distractor_signal", 0.6, 0.0, 1.0,
+                          "multikey: cosine of a distractor's key with the query (< signal)"),
         ParamSpec::integer("values", 4, 2, 64, "multivalue: values planted under one key, all to be recovered"),
-        ParamSpec::integer("queries", 4, 1, 64, "multiquery: needles, each with its own query token, all to be retrieved"),
+        ParamSpec::integer("queries", 4, 1, 64,
+                           "multiquery: needles, each with its own query token, all to be retrieved"),
         ParamSpec::integer("hops", 4, 1, 64, "vt: hops of the chain; each hop's query is the previous hop's value"),
-        ParamSpec::integer("top", 0, 0, 64, "cwe/fwe: most frequent words to extract (0: RULER's 10 for cwe, 3 for fwe)")};
+        ParamSpec::integer("top", 0, 0, 64,
+                           "cwe/fwe: most frequent words to extract (0: RULER's 10 for cwe, 3 for fwe)")};
     for (auto& spec : common_params(500)) params.push_back(std::move(spec));
     return TaskInfo{"ruler", TaskKind::retrieval,
                     "RULER at the attention level: retrieval (single, multikey, multivalue, multiquery), variable "
@@ -96,13 +106,16 @@ class RulerTask final : public RetrievalTask {
     const std::string name = p.string("variant");
     auto need_context = [&](std::int64_t n, const std::string& what) -> std::optional<std::string> {
       if (context >= n) return std::nullopt;
-      return name + " needs " + std::to_string(n) + " context tokens for " + what + " before its " + std::to_string(q_len) +
-             " query token(s); seq_len " + std::to_string(seq_len) + " leaves " + std::to_string(context);
+      return name + " needs " + std::to_string(n) + " context tokens for " + what + " before its " +
+             std::to_string(q_len) + " query token(s); seq_len " + std::to_string(seq_len) + " leaves " +
+             std::to_string(context);
     };
     switch (v) {
       case Variant::single:
         if (p.string("haystack") == "needles" && codebook < 2)
-          return std::string("the needles haystack needs a codebook of at least 2 entries (distractor values differ from the needle's)");
+          return std::string(
+              "the needles haystack needs a codebook of at least 2 entries (distractor values differ from the "
+              "needle's)");
         return need_context(1, "the needle");
       case Variant::multikey:
         if (p.number("distractor_signal") >= p.number("signal"))
@@ -111,18 +124,18 @@ class RulerTask final : public RetrievalTask {
         return need_context(1 + p.integer("distractors"), "the needle and its distractors");
       case Variant::multivalue:
         if (p.integer("values") >= vocab)
-          return "values (" + std::to_string(p.integer("values")) + ") must be below the vocabulary min(codebook, head_dim) (" +
-                 std::to_string(vocab) + ")";
+          return "values (" + std::to_string(p.integer("values")) +
+                 ") must be below the vocabulary min(codebook, head_dim) (" + std::to_string(vocab) + ")";
         return need_context(p.integer("values"), "the values");
       case Variant::multiquery:
         if (p.integer("queries") > codebook)
-          return "queries (" + std::to_string(p.integer("queries")) + ") must not exceed codebook (" + std::to_string(codebook) +
-                 "): each needle has its own value";
+          return "queries (" + std::to_string(p.integer("queries")) + ") must not exceed codebook (" +
+                 std::to_string(codebook) + "): each needle has its own value";
         return need_context(p.integer("queries"), "the needles");
       case Variant::vt:
         if (p.integer("hops") > codebook)
-          return "hops (" + std::to_string(p.integer("hops")) + ") must not exceed codebook (" + std::to_string(codebook) +
-                 "): each hop has its own value";
+          return "hops (" + std::to_string(p.integer("hops")) + ") must not exceed codebook (" +
+                 std::to_string(codebook) + "): each hop has its own value";
         return need_context(p.integer("hops"), "the chain");
       case Variant::cwe:
       case Variant::fwe: {
@@ -148,13 +161,25 @@ class RulerTask final : public RetrievalTask {
     for_each_trial(r.trials, seed, [&](std::int64_t t, Rng& rng) {
       TrialWriter w(r, t);
       switch (v) {
-        case Variant::single: single(p, r, t, w, rng); break;
-        case Variant::multikey: multikey(p, r, t, w, rng); break;
-        case Variant::multivalue: multivalue(p, r, t, w, rng); break;
-        case Variant::multiquery: multiquery(p, r, t, w, rng); break;
-        case Variant::vt: vt(p, r, t, w, rng); break;
+        case Variant::single:
+          single(p, r, t, w, rng);
+          break;
+        case Variant::multikey:
+          multikey(p, r, t, w, rng);
+          break;
+        case Variant::multivalue:
+          multivalue(p, r, t, w, rng);
+          break;
+        case Variant::multiquery:
+          multiquery(p, r, t, w, rng);
+          break;
+        case Variant::vt:
+          vt(p, r, t, w, rng);
+          break;
         case Variant::cwe:
-        case Variant::fwe: aggregation(p, v, r, t, w, rng); break;
+        case Variant::fwe:
+          aggregation(p, v, r, t, w, rng);
+          break;
       }
     });
     return inst;
@@ -279,7 +304,8 @@ class RulerTask final : public RetrievalTask {
     tokens.reserve(static_cast<std::size_t>(context));
     for (std::int64_t rank = 0; rank < vocab; ++rank) tokens.insert(tokens.end(), counts[rank], word_of_rank[rank]);
     tokens.resize(static_cast<std::size_t>(context), -1);
-    for (std::int64_t i = context - 1; i > 0; --i) std::swap(tokens[i], tokens[static_cast<std::int64_t>(rng.below(i + 1))]);
+    for (std::int64_t i = context - 1; i > 0; --i)
+      std::swap(tokens[i], tokens[static_cast<std::int64_t>(rng.below(i + 1))]);
     for (std::int64_t i = 0; i < context; ++i) {
       if (tokens[i] >= 0) {
         w.key_with_cosine(i, q, p.number("signal"), rng);

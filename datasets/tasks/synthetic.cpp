@@ -17,8 +17,9 @@ class SyntheticTask final : public Task {
         {ParamSpec::integer("batch", 1, 1, 4096, "sequences per call"),
          ParamSpec::integer("heads", 8, 1, 1024, "query heads"),
          ParamSpec::integer("kv_heads", 0, 0, 1024, "key/value heads (0: same as heads; 1: MQA; between: GQA)"),
-         ParamSpec::integer("model_heads", 0, 0, 1024,
-                            "the model's query heads (0: same as heads); heads below it is Sparse Query Attention (SQA)"),
+         ParamSpec::integer(
+             "model_heads", 0, 0, 1024,
+             "the model's query heads (0: same as heads); heads below it is Sparse Query Attention (SQA)"),
          ParamSpec::integer("seq_len", 1024, 1, 1 << 24, "query length"),
          ParamSpec::integer("kv_len", 0, 0, 1 << 24, "key length (0: same as seq_len, self attention; else cross)"),
          ParamSpec::integer("head_dim", 64, 1, 1024, "query/key head dimension"),

@@ -74,14 +74,17 @@ std::string default_output(const Manifest& m) {
 int cmd_run(const std::vector<std::string>& args) {
   po::options_description opts("run options");
   opts.add_options()("manifest", po::value<std::string>()->required(), "suite manifest (JSON)")(
-      "output,o", po::value<std::string>(), "result file (default: the manifest's \"output\", else runs/<name>.h5); for a manifest with \"include\", the folder of one file per suite (default runs/<name>/)")(
+      "output,o", po::value<std::string>(),
+      "result file (default: the manifest's \"output\", else runs/<name>.h5); for a manifest with \"include\", the "
+      "folder of one file per suite (default runs/<name>/)")(
       "resume", po::bool_switch(), "continue an interrupted run: finished cells are kept, not redone")(
       "overwrite", po::bool_switch(), "replace an existing result file")(
       "device", po::value<std::string>(), "cpu, cuda, cuda:N or auto (default: the manifest's, else cpu)")(
       "threads", po::value<int>()->default_value(0), "OpenMP threads (0: OpenMP's default)")(
-      "plugin", po::value<std::vector<std::string>>()->composing(), "shared library of extra methods/tasks (repeatable)")(
-      "quiet,q", po::bool_switch(), "no progress on stderr and no table on stdout")(
-      "strict", po::bool_switch(), "exit 1 when any cell failed");
+      "plugin", po::value<std::vector<std::string>>()->composing(),
+      "shared library of extra methods/tasks (repeatable)")(
+      "quiet,q", po::bool_switch(), "no progress on stderr and no table on stdout")("strict", po::bool_switch(),
+                                                                                    "exit 1 when any cell failed");
   po::positional_options_description pos;
   pos.add("manifest", 1);
   po::variables_map vm;
@@ -116,7 +119,8 @@ int cmd_run(const std::vector<std::string>& args) {
     throw UsageError(std::string("attnbench run: ") + e.what());
   }
   if (!ro.device.is_cpu())
-    throw UsageError("attnbench run: --device " + dev + ": this build has no CUDA methods yet (the GPU backend is issue 5)");
+    throw UsageError("attnbench run: --device " + dev +
+                     ": this build has no CUDA methods yet (the GPU backend is issue 5)");
   const bool quiet = vm["quiet"].as<bool>();
   if (!ro.device_note.empty() && !quiet) std::cerr << ro.device_note << "\n";
   ro.progress = quiet ? nullptr : &std::cerr;
@@ -137,7 +141,8 @@ int cmd_run(const std::vector<std::string>& args) {
   }
   if (!quiet) {
     std::cout << render_report(files, ReportOptions{});
-    std::cout << "\n" << all.total << " cells: " << all.ok << " ok, " << all.failed << " failed, " << all.unsupported
+    std::cout << "\n"
+              << all.total << " cells: " << all.ok << " ok, " << all.failed << " failed, " << all.unsupported
               << " unsupported (" << all.ran << " run now, " << all.skipped_done << " kept from before)\n";
     std::cout << "results:";
     for (const auto& [_, out] : runs) std::cout << " " << out;
@@ -149,7 +154,8 @@ int cmd_run(const std::vector<std::string>& args) {
 int cmd_validate(const std::vector<std::string>& args) {
   po::options_description opts("validate options");
   opts.add_options()("manifest", po::value<std::string>()->required(), "suite manifest (JSON)")(
-      "plugin", po::value<std::vector<std::string>>()->composing(), "shared library of extra methods/tasks (repeatable)");
+      "plugin", po::value<std::vector<std::string>>()->composing(),
+      "shared library of extra methods/tasks (repeatable)");
   po::positional_options_description pos;
   pos.add("manifest", 1);
   po::variables_map vm;
@@ -198,17 +204,22 @@ int cmd_validate(const std::vector<std::string>& args) {
 int cmd_list(const std::vector<std::string>& args) {
   po::options_description opts("list options");
   opts.add_options()("what", po::value<std::string>()->required(), "methods, tasks or masks")(
-      "plugin", po::value<std::vector<std::string>>()->composing(), "shared library of extra methods/tasks (repeatable)");
+      "plugin", po::value<std::vector<std::string>>()->composing(),
+      "shared library of extra methods/tasks (repeatable)");
   po::positional_options_description pos;
   pos.add("what", 1);
   po::variables_map vm;
   if (!parse("list", "methods|tasks|masks", opts, pos, args, vm)) return kOk;
   load_plugins(vm);
   const std::string what = vm["what"].as<std::string>();
-  if (what == "methods") std::cout << list_methods();
-  else if (what == "tasks") std::cout << list_tasks();
-  else if (what == "masks") std::cout << list_masks();
-  else throw UsageError("attnbench list: expected methods, tasks or masks, got '" + what + "'");
+  if (what == "methods")
+    std::cout << list_methods();
+  else if (what == "tasks")
+    std::cout << list_tasks();
+  else if (what == "masks")
+    std::cout << list_masks();
+  else
+    throw UsageError("attnbench list: expected methods, tasks or masks, got '" + what + "'");
   return kOk;
 }
 
@@ -218,8 +229,8 @@ int cmd_report(const std::vector<std::string>& args) {
       "format", po::value<std::string>()->default_value("md"), "md, latex or csv")(
       "metric", po::value<std::string>()->default_value(""),
       "pivot one metric: methods x shapes (latency_ms, gflops, speedup, peak_mb, or a task metric such as rel_l2); "
-      "efficiency_length, ruler or niah for those tables")(
-      "output,o", po::value<std::string>(), "write here instead of stdout")(
+      "efficiency_length, ruler or niah for those tables")("output,o", po::value<std::string>(),
+                                                           "write here instead of stdout")(
       "figures", po::value<std::string>(),
       "also write SVG figures (needle heatmaps, latency and memory against length) and the retrieval tables into "
       "this directory; the paths written go to stderr");

@@ -25,7 +25,8 @@ std::string list_methods() {
   std::ostringstream os;
   for (const auto& name : MethodRegistry::instance().names()) {
     const MethodInfo mi = MethodRegistry::instance().find(name)->info();
-    os << mi.name << " [" << to_string(mi.family) << "; backends: " << joined(mi.backends) << "]\n  " << mi.summary << "\n";
+    os << mi.name << " [" << to_string(mi.family) << "; backends: " << joined(mi.backends) << "]\n  " << mi.summary
+       << "\n";
     if (!mi.reference.empty()) os << "  reference: " << mi.reference << "\n";
     print_params(os, mi.params);
   }
@@ -36,7 +37,8 @@ std::string list_tasks() {
   std::ostringstream os;
   for (const auto& name : TaskRegistry::instance().names()) {
     const TaskInfo ti = TaskRegistry::instance().find(name)->info();
-    os << ti.name << " [" << (ti.kind == TaskKind::efficiency ? "efficiency" : "retrieval") << "]\n  " << ti.summary << "\n";
+    os << ti.name << " [" << (ti.kind == TaskKind::efficiency ? "efficiency" : "retrieval") << "]\n  " << ti.summary
+       << "\n";
     print_params(os, ti.params);
     std::vector<std::string> metrics;
     for (const auto& mt : ti.metrics) metrics.push_back(mt.name);

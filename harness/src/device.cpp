@@ -37,7 +37,8 @@ Device resolve_device(const std::string& spec, std::string* note) {
     const int n = cuda_device_count(&why);
     if (n > 0) {
       // GPU methods arrive with the CUDA backend; until then auto records the fallback.
-      if (note) *note = "auto: " + std::to_string(n) + " CUDA device(s) found, but this build has no CUDA methods; ran on cpu";
+      if (note)
+        *note = "auto: " + std::to_string(n) + " CUDA device(s) found, but this build has no CUDA methods; ran on cpu";
       return Device{};
     }
     if (note) *note = "auto: " + why + "; ran on cpu";

@@ -14,8 +14,8 @@
 #include <thread>
 
 #include "attnbench/build_info.hpp"
-#include "attnbench/git_revision.hpp"
 #include "attnbench/device.hpp"
+#include "attnbench/git_revision.hpp"
 #include "attnbench/measure.hpp"
 
 namespace attnbench {
@@ -79,14 +79,14 @@ json collect_environment(std::uint64_t seed, int threads) {
   e["attnbench_version"] = build_info::version;
   unsigned maj = 0, min = 0, rel = 0;
   H5get_libversion(&maj, &min, &rel);
-  e["libraries"] = json{{"hdf5", std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel)},
-                        {"nlohmann_json", std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." +
-                                              std::to_string(NLOHMANN_JSON_VERSION_MINOR) + "." +
-                                              std::to_string(NLOHMANN_JSON_VERSION_PATCH)},
-                        {"boost", std::to_string(BOOST_VERSION / 100000) + "." +
-                                      std::to_string(BOOST_VERSION / 100 % 1000) + "." +
-                                      std::to_string(BOOST_VERSION % 100)},
-                        {"openmp", std::to_string(_OPENMP)}};
+  e["libraries"] =
+      json{{"hdf5", std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel)},
+           {"nlohmann_json", std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." +
+                                 std::to_string(NLOHMANN_JSON_VERSION_MINOR) + "." +
+                                 std::to_string(NLOHMANN_JSON_VERSION_PATCH)},
+           {"boost", std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) + "." +
+                         std::to_string(BOOST_VERSION % 100)},
+           {"openmp", std::to_string(_OPENMP)}};
   e["omp_max_threads"] = omp_get_max_threads();
   e["threads"] = threads > 0 ? threads : omp_get_max_threads();
   e["omp_proc_bind"] = env_or("OMP_PROC_BIND", "unset");

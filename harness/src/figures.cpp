@@ -32,11 +32,21 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char ch : s) {
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         // Control characters are not allowed in XML 1.0; a line break in a label becomes a space.
         out += static_cast<unsigned char>(ch) < 0x20 ? ' ' : ch;
@@ -54,8 +64,8 @@ std::string svg_open(double width, double height, const std::string& title) {
 }
 
 // anchor: "start", "middle" or "end"; extra: more attributes, already escaped.
-std::string svg_text(double x, double y, const std::string& text, const char* anchor, int size,
-                     const std::string& cls, const std::string& extra = "") {
+std::string svg_text(double x, double y, const std::string& text, const char* anchor, int size, const std::string& cls,
+                     const std::string& extra = "") {
   return "<text class=\"" + cls + "\" x=\"" + px(x) + "\" y=\"" + px(y) + "\" text-anchor=\"" + anchor +
          "\" font-size=\"" + std::to_string(size) + "\"" + extra + ">" + xml_escape(text) + "</text>\n";
 }
@@ -173,8 +183,8 @@ std::string heatmap_svg(const std::string& title, const std::vector<std::int64_t
       const double* accuracy = c && c->status == "ok" ? find_metric(*c, "accuracy") : nullptr;
       const std::string where = length_text(lengths[li]) + ", depth " + number_text("%g", depths[di]) + "%: ";
       const std::string tip = accuracy ? number_text("%.1f%%", 100 * *accuracy) : c ? c->status : "no result";
-      s += "<rect class=\"cell\" x=\"" + px(x) + "\" y=\"" + px(y) + "\" width=\"" + px(cw) + "\" height=\"" +
-           px(ch) + "\" fill=\"" + (accuracy ? accuracy_colour(*accuracy) : std::string("#d9d9d9")) +
+      s += "<rect class=\"cell\" x=\"" + px(x) + "\" y=\"" + px(y) + "\" width=\"" + px(cw) + "\" height=\"" + px(ch) +
+           "\" fill=\"" + (accuracy ? accuracy_colour(*accuracy) : std::string("#d9d9d9")) +
            "\" stroke=\"#ffffff\"><title>" + xml_escape(where + tip) + "</title></rect>\n";
       if (accuracy && ch >= 14)
         s += svg_text(x + cw / 2, y + ch / 2 + 4, number_text("%.0f", 100 * *accuracy), "middle", 10, "value");
@@ -345,7 +355,8 @@ std::vector<Figure> scaling_figures(const std::vector<ResultsFile>& files, const
     const std::string params = params_without(c.task_params, {"seq_len", "kv_len"});
     auto p = std::find_if(patterns.begin(), patterns.end(),
                           [&](const Pattern& q) { return q.task == c.task && q.params == params; });
-    if (p == patterns.end()) p = patterns.insert(patterns.end(), Pattern{c.task, params, pattern_text(shape_text(c)), {}});
+    if (p == patterns.end())
+      p = patterns.insert(patterns.end(), Pattern{c.task, params, pattern_text(shape_text(c)), {}});
     const std::string label = series_label(fc.run, fc.method);
     auto se = std::find_if(p->series.begin(), p->series.end(), [&](const Series& s) { return s.label == label; });
     if (se == p->series.end()) se = p->series.insert(p->series.end(), Series{label, {}});
@@ -367,7 +378,8 @@ std::vector<Figure> scaling_figures(const std::vector<ResultsFile>& files, const
       for (const auto& point : s.points) lengths.insert(point.first);
     if (lengths.size() < 2) continue;  // a curve needs two lengths
     const std::string title = shown[i] + ": " + what + " against length";
-    out.push_back(Figure{file_names.take(prefix + "_" + shown[i]), title, scaling_svg(title, y_title, patterns[i].series)});
+    out.push_back(
+        Figure{file_names.take(prefix + "_" + shown[i]), title, scaling_svg(title, y_title, patterns[i].series)});
   }
   return out;
 }
@@ -410,8 +422,8 @@ std::vector<Figure> needle_heatmaps(const std::vector<ResultsFile>& files) {
     const std::string label = series_label(fc.run, fc.method);
     const std::string rest = params_without(c.task_params, {"seq_len", "q_len", "kv_len", "depth"});
     rests.insert(rest);
-    auto m = std::find_if(maps.begin(), maps.end(),
-                          [&](const Heatmap& h) { return h.label == label && h.rest == rest; });
+    auto m =
+        std::find_if(maps.begin(), maps.end(), [&](const Heatmap& h) { return h.label == label && h.rest == rest; });
     if (m == maps.end()) m = maps.insert(maps.end(), Heatmap{label, rest, {}, {}, {}});
     const std::int64_t length = cell_length(c);
     m->lengths.insert(length);
@@ -423,9 +435,9 @@ std::vector<Figure> needle_heatmaps(const std::vector<ResultsFile>& files) {
   for (const Heatmap& m : maps) {
     const std::string name = rests.size() > 1 ? m.label + " " + m.rest : m.label;
     const std::string title = "Needle in a haystack: " + name;
-    out.push_back(Figure{file_names.take("niah_heatmap_" + name), title,
-                         heatmap_svg(title, {m.lengths.begin(), m.lengths.end()}, {m.depths.begin(), m.depths.end()},
-                                     m.at)});
+    out.push_back(
+        Figure{file_names.take("niah_heatmap_" + name), title,
+               heatmap_svg(title, {m.lengths.begin(), m.lengths.end()}, {m.depths.begin(), m.depths.end()}, m.at)});
   }
   return out;
 }

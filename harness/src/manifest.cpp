@@ -59,8 +59,12 @@ json parse_strict(const std::string& text, const std::string& file) {
   };
   json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) -> bool {
     switch (ev) {
-      case json::parse_event_t::object_start: stack.push_back({false, 0, "", {}, child_path()}); break;
-      case json::parse_event_t::array_start: stack.push_back({true, 0, "", {}, child_path()}); break;
+      case json::parse_event_t::object_start:
+        stack.push_back({false, 0, "", {}, child_path()});
+        break;
+      case json::parse_event_t::array_start:
+        stack.push_back({true, 0, "", {}, child_path()});
+        break;
       case json::parse_event_t::key: {
         Frame& f = stack.back();
         f.key = parsed.get<std::string>();
@@ -73,7 +77,9 @@ json parse_strict(const std::string& text, const std::string& file) {
         stack.pop_back();
         after_value();
         break;
-      case json::parse_event_t::value: after_value(); break;
+      case json::parse_event_t::value:
+        after_value();
+        break;
     }
     return true;
   };
@@ -92,8 +98,8 @@ json parse_strict(const std::string& text, const std::string& file) {
     }
     std::string what = e.what();
     if (auto p = what.find("syntax error"); p != std::string::npos) what = what.substr(p);
-    throw ManifestError(file, "$", "valid JSON, but line " + std::to_string(line) + ", column " +
-                                       std::to_string(col) + ": " + what);
+    throw ManifestError(
+        file, "$", "valid JSON, but line " + std::to_string(line) + ", column " + std::to_string(col) + ": " + what);
   }
 }
 
@@ -155,8 +161,8 @@ class Validator {
   }
 
  private:
-  void check_value(const std::vector<ParamSpec>& specs, const std::string& owner, const std::string& key,
-                   const json& v, const std::string& path) const {
+  void check_value(const std::vector<ParamSpec>& specs, const std::string& owner, const std::string& key, const json& v,
+                   const std::string& path) const {
     const ParamSpec* spec = find_spec(specs, key);
     if (!spec) {
       std::string list;
@@ -192,7 +198,8 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
   const json root = parse_strict(text, path);
   v.expect_object(root, "$");
   v.only_keys(root, "$",
-              {"name", "description", "seed", "device", "baseline", "output", "timing", "scale", "methods", "tasks", "include"});
+              {"name", "description", "seed", "device", "baseline", "output", "timing", "scale", "methods", "tasks",
+               "include"});
 
   Manifest m;
   m.path = path;
@@ -211,10 +218,12 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
   m.output = v.string_at(root, "output", "$", false);
 
   if (auto it = root.find("include"); it != root.end()) {
-    if (!it->is_array() || it->empty()) v.fail("$.include", "expected a non-empty array of manifest paths, got " + kind_of(*it));
+    if (!it->is_array() || it->empty())
+      v.fail("$.include", "expected a non-empty array of manifest paths, got " + kind_of(*it));
     for (const char* own : {"methods", "tasks", "timing", "baseline", "seed"})
       if (root.contains(own))
-        v.fail(std::string("$.") + own, std::string("no \"") + own + "\" beside \"include\": each included suite keeps its own");
+        v.fail(std::string("$.") + own,
+               std::string("no \"") + own + "\" beside \"include\": each included suite keeps its own");
     const std::filesystem::path dir = std::filesystem::path(path).parent_path();
     std::set<std::string> names;
     for (std::size_t i = 0; i < it->size(); ++i) {
@@ -228,9 +237,11 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
       } catch (const ManifestError& err) {
         v.fail(ip, "a valid manifest, but " + std::string(err.what()));
       }
-      if (!sub.includes.empty()) v.fail(ip, "a manifest of methods and tasks, but " + sub_path + " includes others itself");
+      if (!sub.includes.empty())
+        v.fail(ip, "a manifest of methods and tasks, but " + sub_path + " includes others itself");
       if (!names.insert(sub.name).second)
-        v.fail(ip, "suites with distinct names (their result files are named after them), but \"" + sub.name + "\" appears twice");
+        v.fail(ip, "suites with distinct names (their result files are named after them), but \"" + sub.name +
+                       "\" appears twice");
       m.includes.push_back(sub_path);
     }
     return m;
@@ -239,15 +250,15 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
   if (auto it = root.find("timing"); it != root.end()) {
     const json& t = *it;
     v.expect_object(t, "$.timing");
-    v.only_keys(t, "$.timing", {"warmup", "min_samples", "max_samples", "max_noise", "max_time_s", "cold_cache", "timeout_s"});
-    const std::vector<ParamSpec> specs{
-        ParamSpec::integer("warmup", 2, 0, 10000, ""),
-        ParamSpec::integer("min_samples", 5, 1, 1000000, ""),
-        ParamSpec::integer("max_samples", 1000, 1, 10000000, ""),
-        ParamSpec::number("max_noise", 0.02, 1e-6, 1.0, ""),
-        ParamSpec::number("max_time_s", 2.0, 0.0, 86400.0, ""),
-        ParamSpec::boolean("cold_cache", false, ""),
-        ParamSpec::number("timeout_s", 120.0, 0.001, 864000.0, "")};
+    v.only_keys(t, "$.timing",
+                {"warmup", "min_samples", "max_samples", "max_noise", "max_time_s", "cold_cache", "timeout_s"});
+    const std::vector<ParamSpec> specs{ParamSpec::integer("warmup", 2, 0, 10000, ""),
+                                       ParamSpec::integer("min_samples", 5, 1, 1000000, ""),
+                                       ParamSpec::integer("max_samples", 1000, 1, 10000000, ""),
+                                       ParamSpec::number("max_noise", 0.02, 1e-6, 1.0, ""),
+                                       ParamSpec::number("max_time_s", 2.0, 0.0, 86400.0, ""),
+                                       ParamSpec::boolean("cold_cache", false, ""),
+                                       ParamSpec::number("timeout_s", 120.0, 0.001, 864000.0, "")};
     for (const auto& [k, val] : t.items())
       if (auto err = find_spec(specs, k)->check(val)) v.fail("$.timing." + k, "expected " + *err);
     const Params tp = complete_params(specs, t);
@@ -259,7 +270,8 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     m.timing.cold_cache = tp.boolean("cold_cache");
     m.timing.timeout_s = tp.number("timeout_s");
     if (m.timing.max_samples < m.timing.min_samples)
-      v.fail("$.timing.max_samples", "expected max_samples >= min_samples (" + std::to_string(m.timing.min_samples) + ")");
+      v.fail("$.timing.max_samples",
+             "expected max_samples >= min_samples (" + std::to_string(m.timing.min_samples) + ")");
   }
 
   auto list_at = [&](const char* key) -> const json& {

@@ -32,8 +32,11 @@ double Mask::density() const {
         for (std::int64_t k0 = 0; k0 < s.k_len; k0 += bk) {
           const std::int64_t q1 = std::min(q0 + bq, s.q_len), k1 = std::min(k0 + bk, s.k_len);
           switch (tile(b, h, q0, q1, k0, k1)) {
-            case TileState::empty: break;
-            case TileState::full: allowed_pairs += static_cast<double>((q1 - q0) * (k1 - k0)); break;
+            case TileState::empty:
+              break;
+            case TileState::full:
+              allowed_pairs += static_cast<double>((q1 - q0) * (k1 - k0));
+              break;
             case TileState::partial:
               for (std::int64_t q = q0; q < q1; ++q)
                 for (std::int64_t k = k0; k < k1; ++k) allowed_pairs += allowed(b, h, q, k) ? 1 : 0;
@@ -89,7 +92,8 @@ std::shared_ptr<const Mask> make_mask(const std::string& name, const json& param
   for (const auto& [key, value] : params.items()) {
     const ParamSpec* spec = find_spec(kind->params, key);
     if (!spec) throw std::invalid_argument("mask '" + name + "' has no parameter '" + key + "'");
-    if (auto err = spec->check(value)) throw std::invalid_argument("mask '" + name + "' parameter '" + key + "': " + *err);
+    if (auto err = spec->check(value))
+      throw std::invalid_argument("mask '" + name + "' parameter '" + key + "': " + *err);
   }
   return kind->make(complete_params(kind->params, params), shape);
 }
@@ -99,7 +103,8 @@ namespace {
 class IntersectionMask final : public Mask {
  public:
   IntersectionMask(std::shared_ptr<const Mask> a, std::shared_ptr<const Mask> b)
-      : Mask(a->name() + "&" + b->name(), Params(json{{"a", a->params().values()}, {"b", b->params().values()}}), a->shape()),
+      : Mask(a->name() + "&" + b->name(), Params(json{{"a", a->params().values()}, {"b", b->params().values()}}),
+             a->shape()),
         a_(std::move(a)),
         b_(std::move(b)) {}
   bool allowed(std::int64_t b, std::int64_t h, std::int64_t q, std::int64_t k) const override {
@@ -150,12 +155,15 @@ class CausalMask final : public Mask {
   }
 };
 
-const MaskRegistration full_registration{MaskKind{
-    "full", "every query sees every key", {},
-    [](const Params& p, const MaskShape& s) { return std::make_shared<const FullMask>(p, s); }}};
-const MaskRegistration causal_registration{MaskKind{
-    "causal", "query q sees keys k <= q + (kv_len - q_len) (bottom-right aligned)", {},
-    [](const Params& p, const MaskShape& s) { return std::make_shared<const CausalMask>(p, s); }}};
+const MaskRegistration full_registration{
+    MaskKind{"full", "every query sees every key", {}, [](const Params& p, const MaskShape& s) {
+               return std::make_shared<const FullMask>(p, s);
+             }}};
+const MaskRegistration causal_registration{
+    MaskKind{"causal",
+             "query q sees keys k <= q + (kv_len - q_len) (bottom-right aligned)",
+             {},
+             [](const Params& p, const MaskShape& s) { return std::make_shared<const CausalMask>(p, s); }}};
 
 }  // namespace
 

@@ -1,9 +1,10 @@
 // Replaces global operator new/delete to count live heap bytes, so each cell's peak memory is measured.
 #include "attnbench/memory.hpp"
 
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdlib>
-#include <malloc.h>
 #include <new>
 
 namespace {
@@ -58,11 +59,35 @@ void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
   note_alloc(p);
   return p;
 }
-void operator delete(void* p) noexcept { note_free(p); std::free(p); }
-void operator delete[](void* p) noexcept { note_free(p); std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { note_free(p); std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { note_free(p); std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { note_free(p); std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { note_free(p); std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { note_free(p); std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { note_free(p); std::free(p); }
+void operator delete(void* p) noexcept {
+  note_free(p);
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  note_free(p);
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  note_free(p);
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  note_free(p);
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  note_free(p);
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+  note_free(p);
+  std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  note_free(p);
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  note_free(p);
+  std::free(p);
+}

@@ -40,8 +40,8 @@ ParamSpec ParamSpec::boolean(std::string name, bool def, std::string doc) {
   return ParamSpec{std::move(name), ParamType::boolean, def, std::nullopt, std::nullopt, {}, std::move(doc)};
 }
 ParamSpec ParamSpec::choice(std::string name, std::string def, std::vector<std::string> choices, std::string doc) {
-  return ParamSpec{std::move(name), ParamType::string, def, std::nullopt, std::nullopt, std::move(choices),
-                   std::move(doc)};
+  return ParamSpec{std::move(name), ParamType::string,  def,           std::nullopt,
+                   std::nullopt,    std::move(choices), std::move(doc)};
 }
 
 std::string ParamSpec::expected() const {
@@ -50,9 +50,12 @@ std::string ParamSpec::expected() const {
     range = " in [" + (min ? fmt_number(*min) : std::string("-inf")) + ", " +
             (max ? fmt_number(*max) : std::string("inf")) + "]";
   switch (type) {
-    case ParamType::integer: return "integer" + range;
-    case ParamType::number: return "number" + range;
-    case ParamType::boolean: return "true or false";
+    case ParamType::integer:
+      return "integer" + range;
+    case ParamType::number:
+      return "number" + range;
+    case ParamType::boolean:
+      return "true or false";
     case ParamType::string: {
       if (choices.empty()) return "string";
       std::string s = "one of";

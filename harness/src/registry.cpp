@@ -9,13 +9,20 @@ namespace attnbench {
 
 std::string to_string(Family f) {
   switch (f) {
-    case Family::exact: return "exact";
-    case Family::sparse_static: return "sparse-static";
-    case Family::sparse_dynamic: return "sparse-dynamic";
-    case Family::linear: return "linear/kernelized";
-    case Family::low_rank: return "low-rank";
-    case Family::decode: return "decode";
-    case Family::distributed: return "distributed";
+    case Family::exact:
+      return "exact";
+    case Family::sparse_static:
+      return "sparse-static";
+    case Family::sparse_dynamic:
+      return "sparse-dynamic";
+    case Family::linear:
+      return "linear/kernelized";
+    case Family::low_rank:
+      return "low-rank";
+    case Family::decode:
+      return "decode";
+    case Family::distributed:
+      return "distributed";
   }
   return "?";
 }

@@ -73,14 +73,27 @@ std::string latex_escape(const std::string& s) {
   std::string out;
   for (char ch : s) {
     switch (ch) {
-      case '\\': out += "\\textbackslash{}"; break;
-      case '&': case '%': case '$': case '#': case '_': case '{': case '}':
+      case '\\':
+        out += "\\textbackslash{}";
+        break;
+      case '&':
+      case '%':
+      case '$':
+      case '#':
+      case '_':
+      case '{':
+      case '}':
         out += '\\';
         out += ch;
         break;
-      case '~': out += "\\textasciitilde{}"; break;
-      case '^': out += "\\textasciicircum{}"; break;
-      default: out += ch;
+      case '~':
+        out += "\\textasciitilde{}";
+        break;
+      case '^':
+        out += "\\textasciicircum{}";
+        break;
+      default:
+        out += ch;
     }
   }
   out = replace_all(out, "—", "---");
@@ -261,9 +274,12 @@ std::string render_csv(const Table& t) {
 
 std::string render(const Table& t, ReportFormat f) {
   switch (f) {
-    case ReportFormat::markdown: return render_markdown(t);
-    case ReportFormat::latex: return render_latex(t);
-    case ReportFormat::csv: return render_csv(t);
+    case ReportFormat::markdown:
+      return render_markdown(t);
+    case ReportFormat::latex:
+      return render_latex(t);
+    case ReportFormat::csv:
+      return render_csv(t);
   }
   return "";
 }
@@ -334,7 +350,8 @@ std::string params_without(const std::string& task_params, const std::vector<std
 
 std::int64_t cell_length(const CellRecord& c) {
   const json p = parse_or_null(c.task_params);
-  if (p.is_object() && p.contains("seq_len") && p["seq_len"].is_number_integer()) return p["seq_len"].get<std::int64_t>();
+  if (p.is_object() && p.contains("seq_len") && p["seq_len"].is_number_integer())
+    return p["seq_len"].get<std::int64_t>();
   return std::max(c.q_len, c.kv_len);
 }
 
@@ -464,9 +481,12 @@ std::vector<Row> collect_rows(const std::vector<ResultsFile>& files, bool* any_b
 std::string caption(const std::vector<ResultsFile>& files, const std::vector<Row>& rows) {
   std::size_t n_ok = 0, n_failed = 0, n_unsupported = 0;
   for (const Row& r : rows) {
-    if (r.cell->status == "ok") ++n_ok;
-    else if (r.cell->status == "unsupported") ++n_unsupported;
-    else ++n_failed;
+    if (r.cell->status == "ok")
+      ++n_ok;
+    else if (r.cell->status == "unsupported")
+      ++n_unsupported;
+    else
+      ++n_failed;
   }
   return "attnbench report — " + std::to_string(rows.size()) + " cells from " + std::to_string(files.size()) +
          " file(s): " + std::to_string(n_ok) + " ok, " + std::to_string(n_failed) + " failed, " +
@@ -521,8 +541,10 @@ Entry latency_entry(const CellRecord& c) {
   const auto quartiles = latency_quartiles_ms(c);
   if (!quartiles) return Entry{m, m, {full_precision(med), "", ""}, med};
   const std::string h = format("%.2g", (quartiles->second - quartiles->first) / 2);
-  return Entry{m + " ± " + h, m + " $\\pm$ " + h,
-               {full_precision(med), full_precision(quartiles->first), full_precision(quartiles->second)}, med};
+  return Entry{m + " ± " + h,
+               m + " $\\pm$ " + h,
+               {full_precision(med), full_precision(quartiles->first), full_precision(quartiles->second)},
+               med};
 }
 
 // Lower is better for errors, higher for accuracy; a metric named otherwise (intervals, counts) has no best.
@@ -607,9 +629,9 @@ double model_flops(const CellRecord& c) {
 }
 
 struct PivotMetric {
-  std::string title;                                        // for the caption and CSV
+  std::string title;                                       // for the caption and CSV
   std::function<std::optional<double>(const Row&)> value;  // nothing when the cell lacks it
-  const char* fmt;                                          // "" = metric_text
+  const char* fmt;                                         // "" = metric_text
   Better better;
 };
 
@@ -620,15 +642,15 @@ PivotMetric pivot_metric(const std::string& name, const std::vector<Row>& rows, 
             "%.4g", Better::lower};
   if (name == "gflops")
     return {"GFLOP/s",
-            [](const Row& r) { return has_latency(*r.cell) && r.cell->flops > 0 ? V(gflops(*r.cell)) : V(); },
-            "%.4g", Better::higher};
+            [](const Row& r) { return has_latency(*r.cell) && r.cell->flops > 0 ? V(gflops(*r.cell)) : V(); }, "%.4g",
+            Better::higher};
   if (name == "tflops")
     return {"TFLOP/s",
             [](const Row& r) { return has_latency(*r.cell) && r.cell->flops > 0 ? V(gflops(*r.cell) / 1e3) : V(); },
             "%.4g", Better::higher};
   if (name == "bytes_mb")
-    return {"bytes moved at minimum (MB)", [](const Row& r) { return r.cell->bytes > 0 ? V(r.cell->bytes / 1e6) : V(); },
-            "%.4g", Better::lower};
+    return {"bytes moved at minimum (MB)",
+            [](const Row& r) { return r.cell->bytes > 0 ? V(r.cell->bytes / 1e6) : V(); }, "%.4g", Better::lower};
   if (name == "gbps")
     return {"achieved bandwidth over the minimum bytes (GB/s)",
             [](const Row& r) {
@@ -644,8 +666,8 @@ PivotMetric pivot_metric(const std::string& name, const std::vector<Row>& rows, 
             [](const Row& r) { return r.cell->flops > 0 ? V(model_flops(*r.cell) / r.cell->flops) : V(); }, "%.3g",
             Better::higher};
   if (name == "speedup" && any_baseline)
-    return {"speedup (×) over the baseline", [](const Row& r) { return has_speedup(r) ? V(speedup(r)) : V(); },
-            "%.2f", Better::higher};
+    return {"speedup (×) over the baseline", [](const Row& r) { return has_speedup(r) ? V(speedup(r)) : V(); }, "%.2f",
+            Better::higher};
   const std::vector<std::string> metrics = metric_names(rows);
   if (std::find(metrics.begin(), metrics.end(), name) == metrics.end()) {
     std::string available = "latency_ms, gflops, tflops, bytes_mb, gbps, peak_mb, flop_reduction, efficiency_length";
@@ -732,7 +754,8 @@ Table efficiency_table(const std::vector<ResultsFile>& files, const std::vector<
   for (const Row& r : rows) {
     if (!has_speedup(r) || r.cell == r.baseline) continue;
     const std::pair<std::string, std::string> rk{with_run ? r.file->manifest_name : "", r.method};
-    const std::pair<std::string, std::string> ck{r.cell->task, params_without(r.cell->task_params, {"seq_len", "kv_len"})};
+    const std::pair<std::string, std::string> ck{r.cell->task,
+                                                 params_without(r.cell->task_params, {"seq_len", "kv_len"})};
     auto ri = std::find(row_keys.begin(), row_keys.end(), rk);
     if (ri == row_keys.end()) ri = row_keys.insert(row_keys.end(), rk);
     auto ci = std::find(col_keys.begin(), col_keys.end(), ck);
@@ -740,7 +763,8 @@ Table efficiency_table(const std::vector<ResultsFile>& files, const std::vector<
       ci = col_keys.insert(col_keys.end(), ck);
       col_headers.push_back(pattern_text(r.shape));
     }
-    speedups[{ri - row_keys.begin(), ci - col_keys.begin()}].emplace(std::max(r.cell->q_len, r.cell->kv_len), speedup(r));
+    speedups[{ri - row_keys.begin(), ci - col_keys.begin()}].emplace(std::max(r.cell->q_len, r.cell->kv_len),
+                                                                     speedup(r));
   }
   if (row_keys.empty()) throw std::invalid_argument("no cell has a speedup over a baseline, so no efficiency length");
   disambiguate(col_headers, col_keys);
@@ -767,8 +791,8 @@ Table efficiency_table(const std::vector<ResultsFile>& files, const std::vector<
         e.push_back(missing_entry());
       } else if (*from == it->second.begin()->first) {
         const std::string shown = "≤" + std::to_string(*from);
-        e.push_back(Entry{shown, "$\\le$" + std::to_string(*from), {std::to_string(*from)},
-                          static_cast<double>(*from)});
+        e.push_back(
+            Entry{shown, "$\\le$" + std::to_string(*from), {std::to_string(*from)}, static_cast<double>(*from)});
       } else {
         e.push_back(number_entry(std::to_string(*from), static_cast<double>(*from)));
       }
@@ -863,7 +887,8 @@ Table retrieval_table(const std::vector<ResultsFile>& files, const std::vector<R
   }
   if (row_keys.empty()) throw std::invalid_argument("no cell of task '" + task + "', so no " + task + " table");
 
-  std::string caption_text = caption(files, rows) + "; " + title + ": accuracy (%) by method and length, the mean over " +
+  std::string caption_text = caption(files, rows) + "; " + title +
+                             ": accuracy (%) by method and length, the mean over " +
                              std::to_string(averaged_values.size()) + " " + averaged + "(s) (";
   for (std::size_t i = 0; i < averaged_values.size(); ++i) caption_text += (i ? ", " : "") + averaged_values[i];
   caption_text += ")";
@@ -893,8 +918,10 @@ Table retrieval_table(const std::vector<ResultsFile>& files, const std::vector<R
         const auto cell = it == at.end() ? nullptr : (it->second.count(v) ? it->second.at(v) : nullptr);
         if (!cell) continue;
         const double* accuracy = ok(*cell->cell) ? find_metric(*cell->cell, "accuracy") : nullptr;
-        if (accuracy) cells.emplace_back(*accuracy, cell_trials(*cell->cell));
-        else if (status.empty()) status = ok(*cell->cell) ? "" : cell->cell->status;
+        if (accuracy)
+          cells.emplace_back(*accuracy, cell_trials(*cell->cell));
+        else if (status.empty())
+          status = ok(*cell->cell) ? "" : cell->cell->status;
       }
       // A mean over some variants only would not compare with the others' means: all or nothing.
       if (cells.size() != averaged_values.size()) {

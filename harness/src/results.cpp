@@ -1,10 +1,9 @@
 // Result files in HDF5: root attributes, /cells, /samples and /metrics (the layout is in results/README.md).
 #include "attnbench/results.hpp"
 
+#include <H5Cpp.h>
 #include <fcntl.h>
 #include <unistd.h>
-
-#include <H5Cpp.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -150,7 +149,7 @@ void write_table(H5::H5File& file, const char* name, const H5::CompType& mem_typ
   const hsize_t chunk = std::min<hsize_t>(std::max<hsize_t>(n, 1), 4096);
   props.setChunk(1, &chunk);
   H5::CompType file_type(H5Tcopy(mem_type.getId()));  // a copy: pack() changes the type it is called on
-  file_type.pack();  // no padding on disk
+  file_type.pack();                                   // no padding on disk
   H5::DataSet ds = file.createDataSet(name, file_type, space, props);
   if (n > 0) ds.write(rows.data(), mem_type);
 }
@@ -215,14 +214,45 @@ void write_hdf5(const std::string& path, const ResultsFile& r) {
   cells.reserve(r.cells.size());
   for (const CellRecord& c : r.cells) {
     const TimingStats& t = c.timing;
-    cells.push_back(CellRow{c.index, c.id.c_str(), c.method.c_str(), c.method_name.c_str(), c.family.c_str(),
-                            c.method_params.c_str(), c.task.c_str(), c.task_kind.c_str(), c.task_params.c_str(),
-                            c.seed, c.status.c_str(), c.reason.c_str(), c.device.c_str(), c.threads, c.batch,
-                            c.heads, c.kv_heads, c.q_len, c.kv_len, c.head_dim, c.value_dim, c.dtype.c_str(),
-                            c.mask.c_str(), static_cast<std::int8_t>(c.causal ? 1 : 0), c.flops, c.bytes, t.warmup,
-                            t.samples, t.median_s, t.mean_s, t.min_s, t.max_s, t.stddev_s, t.rse,
-                            static_cast<std::int8_t>(t.converged ? 1 : 0), t.stop_reason.c_str(), c.peak_bytes,
-                            c.started_unix, c.wall_s});
+    cells.push_back(CellRow{c.index,
+                            c.id.c_str(),
+                            c.method.c_str(),
+                            c.method_name.c_str(),
+                            c.family.c_str(),
+                            c.method_params.c_str(),
+                            c.task.c_str(),
+                            c.task_kind.c_str(),
+                            c.task_params.c_str(),
+                            c.seed,
+                            c.status.c_str(),
+                            c.reason.c_str(),
+                            c.device.c_str(),
+                            c.threads,
+                            c.batch,
+                            c.heads,
+                            c.kv_heads,
+                            c.q_len,
+                            c.kv_len,
+                            c.head_dim,
+                            c.value_dim,
+                            c.dtype.c_str(),
+                            c.mask.c_str(),
+                            static_cast<std::int8_t>(c.causal ? 1 : 0),
+                            c.flops,
+                            c.bytes,
+                            t.warmup,
+                            t.samples,
+                            t.median_s,
+                            t.mean_s,
+                            t.min_s,
+                            t.max_s,
+                            t.stddev_s,
+                            t.rse,
+                            static_cast<std::int8_t>(t.converged ? 1 : 0),
+                            t.stop_reason.c_str(),
+                            c.peak_bytes,
+                            c.started_unix,
+                            c.wall_s});
     for (std::size_t i = 0; i < c.samples.size(); ++i)
       samples.push_back(SampleRow{c.index, static_cast<std::int64_t>(i), c.samples[i]});
     for (const auto& [name, value] : c.metrics) metrics.push_back(MetricRow{c.index, name.c_str(), value});
@@ -280,8 +310,8 @@ ResultsFile read_results(const std::string& path) {
       throw ResultsError(path + " is not an attnbench result file (no schema_version attribute)");
     r.schema_version = read_string_attr(file, "schema_version");
     if (r.schema_version != kSchemaVersion)
-      throw ResultsError(path + " has schema '" + r.schema_version + "', but this build reads only '" +
-                         kSchemaVersion + "'");
+      throw ResultsError(path + " has schema '" + r.schema_version + "', but this build reads only '" + kSchemaVersion +
+                         "'");
     r.manifest_text = read_string_attr(file, "manifest");
     r.manifest_name = read_string_attr(file, "manifest_name");
     r.manifest_path = read_string_attr(file, "manifest_path");

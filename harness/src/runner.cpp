@@ -21,9 +21,7 @@ namespace attnbench {
 
 namespace {
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double unix_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 void fill_problem(CellRecord& r, const Problem& p) {
   r.batch = p.batch;
@@ -135,7 +133,8 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
     std::set<std::string> valid;
     for (const auto& c : cells) valid.insert(c.id);
     for (const auto& r : rf.cells) {
-      if (!valid.count(r.id)) throw ResultsError(opts.output + ": holds cell '" + r.id + "' that the manifest does not expand to");
+      if (!valid.count(r.id))
+        throw ResultsError(opts.output + ": holds cell '" + r.id + "' that the manifest does not expand to");
       done.insert(r.id);
     }
   } else {
@@ -149,7 +148,8 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
   }
   rf.path = opts.output;
   rf.expected_cells = static_cast<std::int64_t>(cells.size());
-  if (auto dir = std::filesystem::path(opts.output).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
+  if (auto dir = std::filesystem::path(opts.output).parent_path(); !dir.empty())
+    std::filesystem::create_directories(dir);
   write_results(opts.output, rf);
 
   RunSummary sum;
@@ -170,7 +170,8 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
       if (!ref) {
         if (!oracle) throw std::runtime_error("no 'reference' method registered to score against");
         Tensor out = make_output(inst->problem, oracle->output_dtype(inst->problem));
-        oracle->plan(inst->problem, complete_params(oracle->info().params, json::object()), Device{})->run(inst->inputs, out);
+        oracle->plan(inst->problem, complete_params(oracle->info().params, json::object()), Device{})
+            ->run(inst->inputs, out);
         ref = std::move(out);
       }
       return &*ref;
@@ -207,9 +208,12 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
       rf.cells.push_back(r);
       write_results(opts.output, rf);
       ++sum.ran;
-      if (r.status == "ok") ++sum.ok;
-      else if (r.status == "failed") ++sum.failed;
-      else ++sum.unsupported;
+      if (r.status == "ok")
+        ++sum.ok;
+      else if (r.status == "failed")
+        ++sum.failed;
+      else
+        ++sum.unsupported;
       if (opts.progress) {
         std::string shape;
         try {

@@ -9,7 +9,7 @@
 
 namespace attnbench {
 
-void Tensor::FreeDeleter::operator()(void* p) const { ::operator delete(p, std::align_val_t{64}); }
+void Tensor::FreeDeleter::operator()(void* p) const { ::operator delete (p, std::align_val_t{64}); }
 
 Tensor::Tensor(Dtype dtype, std::array<std::int64_t, 4> shape) : dtype_(dtype), shape_(shape) {
   for (auto n : shape)
@@ -18,7 +18,7 @@ Tensor::Tensor(Dtype dtype, std::array<std::int64_t, 4> shape) : dtype_(dtype), 
   std::size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
   // Through operator new so that the harness's memory accounting sees tensors too.
-  data_.reset(::operator new(rounded, std::align_val_t{64}));
+  data_.reset(::operator new (rounded, std::align_val_t{64}));
 }
 
 float* Tensor::f32() {
@@ -39,18 +39,27 @@ const double* Tensor::f64() const { return const_cast<Tensor*>(this)->f64(); }
 
 double Tensor::get(std::int64_t i) const {
   switch (dtype_) {
-    case Dtype::f32: return static_cast<const float*>(data())[i];
-    case Dtype::bf16: return bf16_to_float(static_cast<const std::uint16_t*>(data())[i]);
-    case Dtype::f64: return static_cast<const double*>(data())[i];
+    case Dtype::f32:
+      return static_cast<const float*>(data())[i];
+    case Dtype::bf16:
+      return bf16_to_float(static_cast<const std::uint16_t*>(data())[i]);
+    case Dtype::f64:
+      return static_cast<const double*>(data())[i];
   }
   return 0;
 }
 
 void Tensor::set(std::int64_t i, double v) {
   switch (dtype_) {
-    case Dtype::f32: static_cast<float*>(data())[i] = static_cast<float>(v); break;
-    case Dtype::bf16: static_cast<std::uint16_t*>(data())[i] = float_to_bf16(static_cast<float>(v)); break;
-    case Dtype::f64: static_cast<double*>(data())[i] = v; break;
+    case Dtype::f32:
+      static_cast<float*>(data())[i] = static_cast<float>(v);
+      break;
+    case Dtype::bf16:
+      static_cast<std::uint16_t*>(data())[i] = float_to_bf16(static_cast<float>(v));
+      break;
+    case Dtype::f64:
+      static_cast<double*>(data())[i] = v;
+      break;
   }
 }
 

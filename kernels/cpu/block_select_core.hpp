@@ -33,7 +33,7 @@ inline void narrow_element(float x, std::uint16_t* dst) { *dst = float_to_bf16(x
 inline float exp_nonpositive(float x) {
   const bool underflow = x < -87.0f;
   const float t = (underflow ? -87.0f : x) * 1.4426950408889634f;  // e^x = 2^t
-  const float n = (t + 12582912.0f) - 12582912.0f;                   // round to nearest: 1.5·2^23 trick
+  const float n = (t + 12582912.0f) - 12582912.0f;                 // round to nearest: 1.5·2^23 trick
   const float f = t - n;
   float poly = 1.535336188319500e-4f * f + 1.339887440266574e-3f;
   poly = poly * f + 9.618437357674640e-3f;
@@ -46,9 +46,9 @@ inline float exp_nonpositive(float x) {
 }
 
 struct BlockSelection {
-  std::int64_t block = 64;     // keys per block
-  std::int64_t topk = 8;       // blocks chosen by score
-  bool own_in_budget = false;  // the own block counts towards topk (MoBA) or comes on top of it (Quest, Landmark)
+  std::int64_t block = 64;         // keys per block
+  std::int64_t topk = 8;           // blocks chosen by score
+  bool own_in_budget = false;      // the own block counts towards topk (MoBA) or comes on top of it (Quest, Landmark)
   bool own_without_causal = true;  // without a causal mask, the block holding the query's position is forced too
   std::int64_t blocks(const Problem& p) const { return (p.kv_len + block - 1) / block; }
 };
@@ -142,7 +142,7 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
   const float scale = static_cast<float>(p.scale);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-#pragma omp parallel num_threads(static_cast<int>(scratch.size()))
+#pragma omp parallel num_threads(static_cast <int>(scratch.size()))
   {
     BlockSelectScratch& w = scratch[static_cast<std::size_t>(omp_get_thread_num())];
     float* qf = w.query.data();

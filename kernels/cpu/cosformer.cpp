@@ -63,7 +63,9 @@ class Cosformer final : public Method {
     MethodInfo m;
     m.name = "cosformer";
     m.family = Family::linear;
-    m.summary = "cosFormer: ReLU features with cos(π/2·(i−j)/M) re-weighting as cos/sin terms; causal by prefix sums (CPU, fp32/bf16)";
+    m.summary =
+        "cosFormer: ReLU features with cos(π/2·(i−j)/M) re-weighting as cos/sin terms; causal by prefix sums (CPU, "
+        "fp32/bf16)";
     m.reference = "Qin et al., cosFormer: Rethinking Softmax in Attention (2022)";
     m.backends = {"cpu"};
     return m;

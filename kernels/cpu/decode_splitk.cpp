@@ -18,7 +18,7 @@ using kernels::narrow_element;
 using kernels::widen_element;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-constexpr std::int64_t kSubBlock = 64;        // keys scored at a time inside a split
+constexpr std::int64_t kSubBlock = 64;           // keys scored at a time inside a split
 constexpr std::int64_t kMinAutoSplitKeys = 256;  // auto mode keeps splits at least this long
 
 // splits = 0 picks enough splits to give every thread about two work items of (batch, kv head, split),
@@ -32,8 +32,8 @@ std::int64_t resolve_splits(const Problem& p, std::int64_t splits, int threads) 
 }
 
 struct SplitScratch {
-  std::vector<float> query;   // [rows][head_dim], pre-scaled
-  std::vector<float> scores;  // [rows][kSubBlock], then probabilities
+  std::vector<float> query;               // [rows][head_dim], pre-scaled
+  std::vector<float> scores;              // [rows][kSubBlock], then probabilities
   std::vector<std::int64_t> visible_end;  // [rows]: the row's query sees keys [0, visible_end)
   std::vector<float> split_weight;        // [splits], for the merge
   std::vector<float> merged;              // [value_dim], for the merge
@@ -68,7 +68,7 @@ class DecodeSplitkPlan final : public kernels::Fp32OrBf16Plan<DecodeSplitkPlan> 
     const std::int64_t rows = rows_, S = splits_;
     const float scale = static_cast<float>(p.scale);
 
-#pragma omp parallel num_threads(static_cast<int>(scratch_.size()))
+#pragma omp parallel num_threads(static_cast <int>(scratch_.size()))
     {
       SplitScratch& w = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
       float* qf = w.query.data();
@@ -151,8 +151,8 @@ class DecodeSplitkPlan final : public kernels::Fp32OrBf16Plan<DecodeSplitkPlan> 
             }
           }
 
-      // Phase 2: merge the splits of every query by the log-sum-exp rule:
-      // o = Σ_s e^{m_s − M}·o_s / Σ_s e^{m_s − M}·l_s with M = max_s m_s.
+          // Phase 2: merge the splits of every query by the log-sum-exp rule:
+          // o = Σ_s e^{m_s − M}·o_s / Σ_s e^{m_s − M}·l_s with M = max_s m_s.
 #pragma omp for collapse(2) schedule(static)
       for (std::int64_t bh = 0; bh < B * H; ++bh)
         for (std::int64_t qi = 0; qi < Lq; ++qi) {
@@ -201,11 +201,15 @@ class DecodeSplitk final : public Method {
     MethodInfo m;
     m.name = "decode_splitk";
     m.family = Family::decode;
-    m.summary = "decoding attention with the KV cache split into chunks, each giving (max, sum, partial output), merged by log-sum-exp";
+    m.summary =
+        "decoding attention with the KV cache split into chunks, each giving (max, sum, partial output), merged by "
+        "log-sum-exp";
     m.reference = "Dao et al., Flash-Decoding for long-context inference (2023); Sanovar et al., Lean Attention (2024)";
-    m.params = {ParamSpec::integer("splits", 0, 0, std::int64_t{1} << 30,
-                                   "key chunks processed in parallel; 0 = auto from kv_len, batch·kv_heads and threads"),
-                ParamSpec::integer("max_queries", 16, 1, 4096, "largest q_len accepted: beyond it this is prefill, not decoding")};
+    m.params = {
+        ParamSpec::integer("splits", 0, 0, std::int64_t{1} << 30,
+                           "key chunks processed in parallel; 0 = auto from kv_len, batch·kv_heads and threads"),
+        ParamSpec::integer("max_queries", 16, 1, 4096,
+                           "largest q_len accepted: beyond it this is prefill, not decoding")};
     m.backends = {"cpu"};
     return m;
   }

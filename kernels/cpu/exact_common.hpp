@@ -62,9 +62,8 @@ class Fp32OrBf16Plan : public Plan {
   explicit Fp32OrBf16Plan(Dtype dtype) : dtype_(dtype) {}
 
   void run(const Inputs& in, Tensor& out) final {
-    dispatch_fp32_or_bf16(dtype_, [&](auto element) {
-      static_cast<Derived*>(this)->forward(TypedIO<decltype(element)>(in, out));
-    });
+    dispatch_fp32_or_bf16(
+        dtype_, [&](auto element) { static_cast<Derived*>(this)->forward(TypedIO<decltype(element)>(in, out)); });
   }
 
  private:

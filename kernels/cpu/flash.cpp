@@ -42,7 +42,8 @@ class Flash final : public Method {
   // flops() and bytes(): Method's defaults, exact attention's counts.
 
   std::unique_ptr<Plan> plan(const Problem& p, const Params& params, const Device&) const override {
-    return std::make_unique<FlashPlan>(p, kernels::make_flash_config(p, params.integer("block_q"), params.integer("block_k")));
+    return std::make_unique<FlashPlan>(
+        p, kernels::make_flash_config(p, params.integer("block_q"), params.integer("block_k")));
   }
 };
 

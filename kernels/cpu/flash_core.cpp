@@ -120,10 +120,17 @@ inline void score_rows(const float* k, std::int64_t ldk, const float* qt, std::i
   for (; v + kQueryVecs <= query_vecs; v += kQueryVecs)
     score_micro_tile<Rows, kQueryVecs>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim);
   switch (query_vecs - v) {
-    case 3: score_micro_tile<Rows, 3>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim); break;
-    case 2: score_micro_tile<Rows, 2>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim); break;
-    case 1: score_micro_tile<Rows, 1>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim); break;
-    default: break;
+    case 3:
+      score_micro_tile<Rows, 3>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim);
+      break;
+    case 2:
+      score_micro_tile<Rows, 2>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim);
+      break;
+    case 1:
+      score_micro_tile<Rows, 1>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim);
+      break;
+    default:
+      break;
   }
 }
 
@@ -261,10 +268,17 @@ void forward(const Problem& p, const Inputs& in, Tensor& out, const FlashConfig&
         for (; j0 + kKeyRows <= nk; j0 += kKeyRows)
           score_rows<kKeyRows>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
         switch (nk - j0) {
-          case 3: score_rows<3>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs); break;
-          case 2: score_rows<2>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs); break;
-          case 1: score_rows<1>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs); break;
-          default: break;
+          case 3:
+            score_rows<3>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
+            break;
+          case 2:
+            score_rows<2>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
+            break;
+          case 1:
+            score_rows<1>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
+            break;
+          default:
+            break;
         }
 
         // Masking: only partial tiles pay for it; causal by its closed form, anything else by predicate.
@@ -317,10 +331,17 @@ void forward(const Problem& p, const Inputs& in, Tensor& out, const FlashConfig&
           for (; c + kValueVecs * kLanes <= ldv; c += kValueVecs * kLanes)
             value_micro_tile<kValueVecs>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
           switch ((ldv - c) / kLanes) {
-            case 3: value_micro_tile<3>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk); break;
-            case 2: value_micro_tile<2>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk); break;
-            case 1: value_micro_tile<1>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk); break;
-            default: break;
+            case 3:
+              value_micro_tile<3>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+              break;
+            case 2:
+              value_micro_tile<2>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+              break;
+            case 1:
+              value_micro_tile<1>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+              break;
+            default:
+              break;
           }
         }
       }
@@ -384,9 +405,14 @@ void flash_forward_cpu(const Problem& p, const Inputs& in, Tensor& out, const Fl
   if (p.dtype != in.q.dtype() || p.dtype != in.k.dtype() || p.dtype != in.v.dtype() || p.dtype != out.dtype())
     throw std::invalid_argument("flash: inputs and output must all have the problem's dtype");
   switch (p.dtype) {
-    case Dtype::f32: forward<float>(p, in, out, cfg, ws); break;
-    case Dtype::bf16: forward<std::uint16_t>(p, in, out, cfg, ws); break;
-    default: throw std::invalid_argument("flash: fp32 and bf16 only");
+    case Dtype::f32:
+      forward<float>(p, in, out, cfg, ws);
+      break;
+    case Dtype::bf16:
+      forward<std::uint16_t>(p, in, out, cfg, ws);
+      break;
+    default:
+      throw std::invalid_argument("flash: fp32 and bf16 only");
   }
 }
 

@@ -21,14 +21,14 @@ class AlignedFloats {
  public:
   AlignedFloats() = default;
   explicit AlignedFloats(std::size_t n)
-      : data_(static_cast<float*>(::operator new(std::max<std::size_t>(n, 1) * sizeof(float), std::align_val_t{64}))),
+      : data_(static_cast<float*>(::operator new (std::max<std::size_t>(n, 1) * sizeof(float), std::align_val_t{64}))),
         size_(n) {}
   float* data() { return data_.get(); }
   std::size_t size() const { return size_; }
 
  private:
   struct Deleter {
-    void operator()(float* p) const { ::operator delete(p, std::align_val_t{64}); }
+    void operator()(float* p) const { ::operator delete (p, std::align_val_t{64}); }
   };
   std::unique_ptr<float, Deleter> data_;
   std::size_t size_ = 0;
@@ -61,13 +61,13 @@ class FlashWorkspace {
 
   // The layout of one thread's slice, in floats; all strides are multiples of the vector width.
   struct Layout {
-    std::int64_t cols = 0;       // block_q rounded up to the vector width: queries run along lanes
-    std::int64_t vdim = 0;       // value_dim rounded up to the vector width
-    std::int64_t q_tile = 0;     // [head_dim][cols] queries, transposed and pre-scaled
-    std::int64_t k_tile = 0;     // [block_k][head_dim] keys widened to fp32 (bf16 inputs only)
-    std::int64_t v_tile = 0;     // [block_k][vdim] values widened / padded (when not read in place)
-    std::int64_t scores = 0;     // [block_k][cols] scores, then probabilities, transposed
-    std::int64_t acc = 0;        // [cols][vdim] unnormalised output
+    std::int64_t cols = 0;    // block_q rounded up to the vector width: queries run along lanes
+    std::int64_t vdim = 0;    // value_dim rounded up to the vector width
+    std::int64_t q_tile = 0;  // [head_dim][cols] queries, transposed and pre-scaled
+    std::int64_t k_tile = 0;  // [block_k][head_dim] keys widened to fp32 (bf16 inputs only)
+    std::int64_t v_tile = 0;  // [block_k][vdim] values widened / padded (when not read in place)
+    std::int64_t scores = 0;  // [block_k][cols] scores, then probabilities, transposed
+    std::int64_t acc = 0;     // [cols][vdim] unnormalised output
     std::int64_t row_max = 0, row_sum = 0, alpha = 0;  // [cols] online-softmax state per query
     std::int64_t per_thread = 0;
   };

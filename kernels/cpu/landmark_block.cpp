@@ -21,8 +21,11 @@ class LandmarkBlock final : public kernels::BlockSelectMethod<kernels::MeanKeyGa
     MethodInfo m;
     m.name = "landmark_block";
     m.family = Family::sparse_dynamic;
-    m.summary = "per query, retrieve the top-k blocks by q·(mean key, standing in for a trained landmark) plus the local block; exact softmax over them";
-    m.reference = "Mohtashami & Jaggi, Landmark Attention: Random-Access Infinite Context Length for Transformers (2023)";
+    m.summary =
+        "per query, retrieve the top-k blocks by q·(mean key, standing in for a trained landmark) plus the local "
+        "block; exact softmax over them";
+    m.reference =
+        "Mohtashami & Jaggi, Landmark Attention: Random-Access Infinite Context Length for Transformers (2023)";
     m.params = {ParamSpec::integer("block", 64, 1, 1 << 20, "keys per block (one landmark per block in the paper)"),
                 ParamSpec::integer("topk", 4, 0, 1 << 20, "blocks retrieved per query, besides its local block")};
     m.backends = {"cpu"};

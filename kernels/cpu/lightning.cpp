@@ -31,7 +31,8 @@ class LightningPlan final : public Plan {
       : p_(p), block_(std::min(block, std::max<std::int64_t>(p.q_len, 1))), threads_(omp_get_max_threads()) {
     const double lambda = decay == 0.0 ? 1.0 : decay;
     powers_.resize(static_cast<std::size_t>(block_ + 1));
-    for (std::int64_t n = 0; n <= block_; ++n) powers_[n] = static_cast<float>(std::pow(lambda, static_cast<double>(n)));
+    for (std::int64_t n = 0; n <= block_; ++n)
+      powers_[n] = static_cast<float>(std::pow(lambda, static_cast<double>(n)));
     const std::int64_t D = p.head_dim, Dv = p.value_dim;
     layout_.state = 0;
     layout_.k_block = layout_.state + D * Dv;
@@ -152,10 +153,15 @@ class Lightning final : public Method {
     MethodInfo m;
     m.name = "lightning";
     m.family = Family::linear;
-    m.summary = "Lightning Attention-2: causal linear attention (identity features, unnormalised, optional decay) in blocks: quadratic intra-block, KV state inter-block (CPU, fp32/bf16)";
-    m.reference = "Qin et al., Lightning Attention-2: A Free Lunch for Handling Unlimited Sequence Lengths in Large Language Models (2024)";
-    m.params = {ParamSpec::integer("block", 64, 1, 65536, "tokens per block: quadratic form inside, running state across"),
-                ParamSpec::number("decay", 0.0, 0.0, 1.0, "decay λ: key s weighs λ^(t−s) at query t; 0 means none (λ = 1)")};
+    m.summary =
+        "Lightning Attention-2: causal linear attention (identity features, unnormalised, optional decay) in blocks: "
+        "quadratic intra-block, KV state inter-block (CPU, fp32/bf16)";
+    m.reference =
+        "Qin et al., Lightning Attention-2: A Free Lunch for Handling Unlimited Sequence Lengths in Large Language "
+        "Models (2024)";
+    m.params = {
+        ParamSpec::integer("block", 64, 1, 65536, "tokens per block: quadratic form inside, running state across"),
+        ParamSpec::number("decay", 0.0, 0.0, 1.0, "decay λ: key s weighs λ^(t−s) at query t; 0 means none (λ = 1)")};
     m.backends = {"cpu"};
     return m;
   }
@@ -164,8 +170,9 @@ class Lightning final : public Method {
     if (Support s = Method::supports(p, params, d); !s) return s;
     if (Support s = kernels::linear_family_supports("lightning", p, /*has_causal_form=*/true); !s) return s;
     if (!p.causal())
-      return Support::no("lightning is causal linear attention (its blocks exist to compute the causal prefix); "
-                         "use mask causal, or method linear for non-causal linear attention");
+      return Support::no(
+          "lightning is causal linear attention (its blocks exist to compute the causal prefix); "
+          "use mask causal, or method linear for non-causal linear attention");
     return Support::yes();
   }
 

@@ -47,7 +47,8 @@ class Linear final : public Method {
     m.name = "linear";
     m.family = Family::linear;
     m.summary = "linear attention, φ(x) = elu(x)+1, normalised; causal by prefix sums; O(L·D·Dv) (CPU, fp32/bf16)";
-    m.reference = "Katharopoulos et al., Transformers are RNNs: Fast Autoregressive Transformers with Linear Attention (2020)";
+    m.reference =
+        "Katharopoulos et al., Transformers are RNNs: Fast Autoregressive Transformers with Linear Attention (2020)";
     m.backends = {"cpu"};
     return m;
   }

@@ -22,7 +22,9 @@ namespace attnbench::kernels {
 // Row `n` elements at flat index `at` of `t`, widened to fp32 (fp32 rows are copied, bf16 converted).
 inline void load_row(const Tensor& t, std::int64_t at, std::int64_t n, float* dst) {
   switch (t.dtype()) {
-    case Dtype::f32: std::memcpy(dst, t.f32() + at, static_cast<std::size_t>(n) * sizeof(float)); return;
+    case Dtype::f32:
+      std::memcpy(dst, t.f32() + at, static_cast<std::size_t>(n) * sizeof(float));
+      return;
     case Dtype::bf16: {
       const std::uint16_t* src = t.bf16() + at;
       for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
@@ -39,7 +41,9 @@ inline void load_row(const Tensor& t, std::int64_t at, std::int64_t n, float* ds
 // Writes `n` fp32 values at flat index `at` of `t`, rounded to its dtype.
 inline void store_row(Tensor& t, std::int64_t at, std::int64_t n, const float* src) {
   switch (t.dtype()) {
-    case Dtype::f32: std::memcpy(t.f32() + at, src, static_cast<std::size_t>(n) * sizeof(float)); return;
+    case Dtype::f32:
+      std::memcpy(t.f32() + at, src, static_cast<std::size_t>(n) * sizeof(float));
+      return;
     case Dtype::bf16: {
       std::uint16_t* dst = t.bf16() + at;
       for (std::int64_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
@@ -75,7 +79,8 @@ inline double linear_attention_flops(const Problem& p, std::int64_t features, do
   const double F = static_cast<double>(features), Dv = static_cast<double>(p.value_dim);
   const double keys = static_cast<double>(p.batch * p.kv_heads * p.kv_len);
   const double queries = static_cast<double>(p.batch * p.heads * p.q_len);
-  return keys * (2.0 * F * (Dv + 1.0) + key_feature_flops) + queries * (2.0 * F * (Dv + 1.0) + Dv + query_feature_flops);
+  return keys * (2.0 * F * (Dv + 1.0) + key_feature_flops) +
+         queries * (2.0 * F * (Dv + 1.0) + Dv + query_feature_flops);
 }
 
 // Buffers sized once for a problem: one state (S, z) per (batch, kv head) and per-thread rows, so that
@@ -119,8 +124,8 @@ namespace detail {
 
 // Adds key j of one (batch, kv head) to its state; `shift` is the log of the factor the state is kept in.
 template <class FM>
-inline void add_key(const FM& fm, const Problem& p, const Inputs& in, std::int64_t kv_row, std::int64_t j,
-                    float* S, float* z, float& shift, bool first, float* phi, float* x, float* v) {
+inline void add_key(const FM& fm, const Problem& p, const Inputs& in, std::int64_t kv_row, std::int64_t j, float* S,
+                    float* z, float& shift, bool first, float* phi, float* x, float* v) {
   const std::int64_t F = fm.features(), D = p.head_dim, Dv = p.value_dim;
   load_row(in.k, (kv_row + j) * D, D, x);
   load_row(in.v, (kv_row + j) * Dv, Dv, v);
@@ -222,7 +227,8 @@ void linear_attention_forward(const Problem& p, const Inputs& in, Tensor& out, c
       for (std::int64_t i = 0; i < Lq; ++i) {
         const std::int64_t last = std::min(i + offset, Lk - 1);  // query i sees keys 0..i+offset
         for (; next_key <= last; ++next_key)
-          detail::add_key(fm, p, in, (b * Hkv + g) * Lk, next_key, S, z, shift, next_key == 0, ws.phi(t), ws.x(t), ws.v(t));
+          detail::add_key(fm, p, in, (b * Hkv + g) * Lk, next_key, S, z, shift, next_key == 0, ws.phi(t), ws.x(t),
+                          ws.v(t));
         for (std::int64_t h = g * G; h < (g + 1) * G; ++h) {
           if (next_key == 0) {  // a query before the first key sees nothing: a zero row
             std::fill(ws.num(t), ws.num(t) + Dv, 0.0f);

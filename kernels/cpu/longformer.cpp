@@ -17,7 +17,8 @@ class Longformer final : public kernels::StaticSparseMethod {
       return Support::no("window (" + std::to_string(window) + ") must not exceed kv_len (" + std::to_string(p.kv_len) +
                          "); a window that long is plain attention — use flash");
     if (global > p.kv_len)
-      return Support::no("global (" + std::to_string(global) + ") must not exceed kv_len (" + std::to_string(p.kv_len) + ")");
+      return Support::no("global (" + std::to_string(global) + ") must not exceed kv_len (" + std::to_string(p.kv_len) +
+                         ")");
     return Support::yes();
   }
   std::pair<std::int64_t, std::int64_t> tile_sizes(const Params& params) const override {

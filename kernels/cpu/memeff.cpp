@@ -80,7 +80,7 @@ class MemeffPlan final : public kernels::Fp32OrBf16Plan<MemeffPlan> {
     const std::int64_t offset = Lk - Lq;
     const float scale = static_cast<float>(p.scale);
 
-#pragma omp parallel num_threads(static_cast<int>(scratch_.size()))
+#pragma omp parallel num_threads(static_cast <int>(scratch_.size()))
     {
       ChunkScratch& w = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
 #pragma omp for schedule(dynamic, 1)
@@ -90,7 +90,8 @@ class MemeffPlan final : public kernels::Fp32OrBf16Plan<MemeffPlan> {
         const T* kbh = io.k + (b * p.kv_heads + kvh) * Lk * D;
         const T* vbh = io.v + (b * p.kv_heads + kvh) * Lk * Dv;
         for (std::int64_t i = 0; i < nq; ++i)
-          for (std::int64_t d = 0; d < D; ++d) w.query[i * D + d] = widen_element(io.q[(bh * Lq + q0 + i) * D + d]) * scale;
+          for (std::int64_t d = 0; d < D; ++d)
+            w.query[i * D + d] = widen_element(io.q[(bh * Lq + q0 + i) * D + d]) * scale;
 
         // summarize_chunk for every key chunk: local max, exp-sum and partial output per query.
         for (std::int64_t j = 0; j < nkc; ++j) {
@@ -203,12 +204,15 @@ class Memeff final : public Method {
     MethodInfo m;
     m.name = "memeff";
     m.family = Family::exact;
-    m.summary = "exact attention in query × key chunks, per-chunk (max, sum, output) summaries combined by max-rescaling";
+    m.summary =
+        "exact attention in query × key chunks, per-chunk (max, sum, output) summaries combined by max-rescaling";
     m.reference = "Rabe & Staats, Self-attention Does Not Need O(n^2) Memory (2021)";
-    m.params = {ParamSpec::integer("query_chunk", 1024, 1, 1 << 20, "queries per chunk (the paper's default 1024)"),
-                ParamSpec::integer("key_chunk", 4096, 1, 1 << 22, "keys per chunk (the paper's default 4096); ignored when chunking = sqrt"),
-                ParamSpec::choice("chunking", "fixed", {"fixed", "sqrt"},
-                                  "fixed: key_chunk as given; sqrt: key chunk ⌈√kv_len⌉, the paper's O(√n)-memory setting")};
+    m.params = {
+        ParamSpec::integer("query_chunk", 1024, 1, 1 << 20, "queries per chunk (the paper's default 1024)"),
+        ParamSpec::integer("key_chunk", 4096, 1, 1 << 22,
+                           "keys per chunk (the paper's default 4096); ignored when chunking = sqrt"),
+        ParamSpec::choice("chunking", "fixed", {"fixed", "sqrt"},
+                          "fixed: key_chunk as given; sqrt: key chunk ⌈√kv_len⌉, the paper's O(√n)-memory setting")};
     m.backends = {"cpu"};
     return m;
   }

@@ -21,7 +21,8 @@ class Moba final : public kernels::BlockSelectMethod<kernels::MeanKeyGate> {
     MethodInfo m;
     m.name = "moba";
     m.family = Family::sparse_dynamic;
-    m.summary = "per query, the top-k key blocks by q·mean(block keys), own block always included; exact softmax over them";
+    m.summary =
+        "per query, the top-k key blocks by q·mean(block keys), own block always included; exact softmax over them";
     m.reference = "Lu et al., MoBA: Mixture of Block Attention for Long-Context LLMs (2025)";
     m.params = {ParamSpec::integer("block", 512, 1, 1 << 20, "keys per block (MoBA's chunk size)"),
                 ParamSpec::integer("topk", 3, 1, 1 << 20, "blocks each query attends to, its own block included")};

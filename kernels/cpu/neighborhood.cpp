@@ -8,11 +8,12 @@ namespace {
 class Neighborhood final : public kernels::StaticSparseMethod {
  protected:
   Pattern pattern() const override {
-    return {"neighborhood",
-            "exact 1-D neighborhood attention: `window` nearest keys of the query's dilation group, shifted at the edges",
-            "Hassani et al., Neighborhood Attention Transformer (2023); Hassani & Shi, Dilated Neighborhood Attention "
-            "Transformer (2022)",
-            masks::neighborhood_params()};
+    return {
+        "neighborhood",
+        "exact 1-D neighborhood attention: `window` nearest keys of the query's dilation group, shifted at the edges",
+        "Hassani et al., Neighborhood Attention Transformer (2023); Hassani & Shi, Dilated Neighborhood Attention "
+        "Transformer (2022)",
+        masks::neighborhood_params()};
   }
   Support check(const Problem& p, const Params& params) const override {
     const std::int64_t window = params.integer("window"), dilation = params.integer("dilation");
@@ -26,8 +27,9 @@ class Neighborhood final : public kernels::StaticSparseMethod {
     // NATTEN's causal neighborhood is a different window (the `window` group members ending at the
     // query), not this one cut in half, so a causal problem is refused rather than intersected.
     if (p.mask->is_causal())
-      return Support::no("neighborhood is NATTEN's non-causal pattern; its causal variant is not implemented — use "
-                         "sliding_window (mode causal) for causal local attention");
+      return Support::no(
+          "neighborhood is NATTEN's non-causal pattern; its causal variant is not implemented — use "
+          "sliding_window (mode causal) for causal local attention");
     return Support::yes();
   }
   std::pair<std::int64_t, std::int64_t> tile_sizes(const Params& params) const override {

@@ -32,11 +32,11 @@ class NystromPlan final : public Plan {
     auto& L = layout_;
     L.q_marks = 0;
     L.k_marks = L.q_marks + m * D;
-    L.bv = L.k_marks + m * D;     // B·V, then A⁺·(B·V)
+    L.bv = L.k_marks + m * D;  // B·V, then A⁺·(B·V)
     L.w = L.bv + m * Dv;
-    L.row_max = L.w + m * Dv;     // online softmax state per landmark row of B
+    L.row_max = L.w + m * Dv;  // online softmax state per landmark row of B
     L.row_sum = L.row_max + m;
-    L.scores = L.row_sum + m;     // one key's (or query's) scores against every landmark
+    L.scores = L.row_sum + m;  // one key's (or query's) scores against every landmark
     L.x = L.scores + m;
     L.v = L.x + std::max(D, Dv);
     L.per_thread = L.v + Dv;
@@ -224,10 +224,14 @@ class Nystrom final : public Method {
     MethodInfo m;
     m.name = "nystrom";
     m.family = Family::linear;
-    m.summary = "Nyströmformer: softmax attention through m segment-mean landmarks and an iterative pseudo-inverse; non-causal (CPU, fp32/bf16)";
+    m.summary =
+        "Nyströmformer: softmax attention through m segment-mean landmarks and an iterative pseudo-inverse; non-causal "
+        "(CPU, fp32/bf16)";
     m.reference = "Xiong et al., Nyströmformer: A Nyström-Based Algorithm for Approximating Self-Attention (2021)";
-    m.params = {ParamSpec::integer("landmarks", 64, 1, 1024, "landmarks m: segment means of Q and K (at most min(q_len, kv_len))"),
-                ParamSpec::integer("pinv_iters", 6, 1, 100, "iterations of the pseudo-inverse of the m×m landmark kernel")};
+    m.params = {
+        ParamSpec::integer("landmarks", 64, 1, 1024,
+                           "landmarks m: segment means of Q and K (at most min(q_len, kv_len))"),
+        ParamSpec::integer("pinv_iters", 6, 1, 100, "iterations of the pseudo-inverse of the m×m landmark kernel")};
     m.backends = {"cpu"};
     return m;
   }
@@ -236,19 +240,22 @@ class Nystrom final : public Method {
     if (Support s = Method::supports(p, params, d); !s) return s;
     if (Support s = kernels::linear_family_supports("nystrom", p, /*has_causal_form=*/false); !s) return s;
     if (p.causal())
-      return Support::no("nystrom is not causal: every landmark mixes queries and keys from the whole sequence, "
-                         "so a query would see later keys; use mask full, or a causal method such as linear or flash");
+      return Support::no(
+          "nystrom is not causal: every landmark mixes queries and keys from the whole sequence, "
+          "so a query would see later keys; use mask full, or a causal method such as linear or flash");
     const std::int64_t m = params.integer("landmarks");
     if (m > p.q_len || m > p.kv_len)
       return Support::no("landmarks (" + std::to_string(m) + ") must not exceed q_len (" + std::to_string(p.q_len) +
-                         ") or kv_len (" + std::to_string(p.kv_len) + "): each landmark is the mean of at least one token");
+                         ") or kv_len (" + std::to_string(p.kv_len) +
+                         "): each landmark is the mean of at least one token");
     return Support::yes();
   }
 
   // Per (batch, head): segment means (D per row), A (2·m²·D), its pseudo-inverse (4 m×m products per
   // iteration, 2·m³ each), B·V (2·m·Lk·(D + Dv)), A⁺·(B·V) (2·m²·Dv), F·W (2·Lq·m·(D + Dv)).
   double flops(const Problem& p, const Params& params) const override {
-    const double m = static_cast<double>(params.integer("landmarks")), iters = static_cast<double>(params.integer("pinv_iters"));
+    const double m = static_cast<double>(params.integer("landmarks")),
+                 iters = static_cast<double>(params.integer("pinv_iters"));
     const double D = static_cast<double>(p.head_dim), Dv = static_cast<double>(p.value_dim);
     const double Lq = static_cast<double>(p.q_len), Lk = static_cast<double>(p.kv_len);
     const double per_head = (Lq + Lk) * D + 2.0 * m * m * D + iters * 8.0 * m * m * m + 2.0 * m * Lk * (D + Dv) +

@@ -114,10 +114,13 @@ class Performer final : public Method {
     MethodInfo m;
     m.name = "performer";
     m.family = Family::linear;
-    m.summary = "FAVOR+: softmax attention estimated by positive orthogonal random features; causal by prefix sums (CPU, fp32/bf16)";
+    m.summary =
+        "FAVOR+: softmax attention estimated by positive orthogonal random features; causal by prefix sums (CPU, "
+        "fp32/bf16)";
     m.reference = "Choromanski et al., Rethinking Attention with Performers (2021)";
-    m.params = {ParamSpec::integer("features", 256, 1, 8192, "random features m (rows of the projection; more: less variance)"),
-                ParamSpec::integer("seed", 0, 0, 2147483647, "seed of the random projection, drawn once in plan()")};
+    m.params = {
+        ParamSpec::integer("features", 256, 1, 8192, "random features m (rows of the projection; more: less variance)"),
+        ParamSpec::integer("seed", 0, 0, 2147483647, "seed of the random projection, drawn once in plan()")};
     m.backends = {"cpu"};
     return m;
   }

@@ -8,9 +8,10 @@ namespace {
 class Power final : public kernels::StaticSparseMethod {
  protected:
   Pattern pattern() const override {
-    return {"power", "exact causal attention over key blocks at power-of-two block distances plus window and sink blocks",
-            "Chen et al., PowerAttention: Exponentially Scaling of Receptive Fields for Effective Sparse Attention (2025)",
-            masks::power_params()};
+    return {
+        "power", "exact causal attention over key blocks at power-of-two block distances plus window and sink blocks",
+        "Chen et al., PowerAttention: Exponentially Scaling of Receptive Fields for Effective Sparse Attention (2025)",
+        masks::power_params()};
   }
   bool pattern_is_causal(const Params&) const override { return true; }
   Support check(const Problem& p, const Params& params) const override {

@@ -57,10 +57,12 @@ class Quest final : public kernels::BlockSelectMethod<QuestGate> {
     MethodInfo m;
     m.name = "quest";
     m.family = Family::sparse_dynamic;
-    m.summary = "per query, the top pages by the min/max upper bound on q·k, plus the current page; exact softmax over them";
+    m.summary =
+        "per query, the top pages by the min/max upper bound on q·k, plus the current page; exact softmax over them";
     m.reference = "Tang et al., Quest: Query-Aware Sparsity for Efficient Long-Context LLM Inference (2024)";
     m.params = {ParamSpec::integer("page", 16, 1, 1 << 20, "keys per page, each summarised by per-channel min and max"),
-                ParamSpec::integer("pages", 64, 0, 1 << 20, "pages chosen per query by bound (the current page comes on top under causal)")};
+                ParamSpec::integer("pages", 64, 0, 1 << 20,
+                                   "pages chosen per query by bound (the current page comes on top under causal)")};
     m.backends = {"cpu"};
     return m;
   }
@@ -68,7 +70,8 @@ class Quest final : public kernels::BlockSelectMethod<QuestGate> {
   Support supports(const Problem& p, const Params& params, const Device& d) const override {
     if (Support s = BlockSelectMethod::supports(p, params, d); !s) return s;
     if (!p.causal() && params.integer("pages") == 0)
-      return Support::no("quest with pages = 0 attends to nothing without a causal mask (no current page); use pages >= 1");
+      return Support::no(
+          "quest with pages = 0 attends to nothing without a causal mask (no current page); use pages >= 1");
     return Support::yes();
   }
 

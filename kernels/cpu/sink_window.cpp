@@ -9,7 +9,8 @@ class SinkWindow final : public kernels::StaticSparseMethod {
  protected:
   Pattern pattern() const override {
     return {"sink_window", "exact causal attention over the first `sinks` tokens plus the `window` most recent ones",
-            "Xiao et al., Efficient Streaming Language Models with Attention Sinks (2023)", masks::sink_window_params()};
+            "Xiao et al., Efficient Streaming Language Models with Attention Sinks (2023)",
+            masks::sink_window_params()};
   }
   bool pattern_is_causal(const Params&) const override { return true; }
   Support check(const Problem& p, const Params& params) const override {

@@ -74,8 +74,9 @@ class StaticSparseMethod : public Method {
       return Support::no(name + " computes in fp32 from fp32 or bf16 inputs, not " + std::string(to_string(p.dtype)));
     if (!p.mask) return Support::no(name + " needs the problem's mask (none was set)");
     if (p.cross)
-      return Support::no(name + " is a pattern over positions in one sequence; with keys from another sequence "
-                                "(cross attention) key positions say nothing about the queries");
+      return Support::no(name +
+                         " is a pattern over positions in one sequence; with keys from another sequence "
+                         "(cross attention) key positions say nothing about the queries");
     if (p.q_len > p.kv_len)
       return Support::no(name + " places the queries at the last q_len positions of the key sequence, so q_len (" +
                          std::to_string(p.q_len) + ") must not exceed kv_len (" + std::to_string(p.kv_len) + ")");

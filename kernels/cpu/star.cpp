@@ -8,10 +8,11 @@ namespace {
 class Star final : public kernels::StaticSparseMethod {
  protected:
   Pattern pattern() const override {
-    return {"star",
-            "exact causal attention: context blocks see themselves and the anchor block, the last query_len tokens see all",
-            "Acharya, Jia, Ginsburg, Star Attention: Efficient LLM Inference over Long Sequences (2024)",
-            masks::star_params()};
+    return {
+        "star",
+        "exact causal attention: context blocks see themselves and the anchor block, the last query_len tokens see all",
+        "Acharya, Jia, Ginsburg, Star Attention: Efficient LLM Inference over Long Sequences (2024)",
+        masks::star_params()};
   }
   bool pattern_is_causal(const Params&) const override { return true; }
   Support check(const Problem& p, const Params& params) const override {

@@ -54,7 +54,7 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
 
     const std::int64_t tiles = (Lq + kQueryTile - 1) / kQueryTile;
 
-#pragma omp parallel num_threads(static_cast<int>(scratch_.size()))
+#pragma omp parallel num_threads(static_cast <int>(scratch_.size()))
     {
       // Keys transposed to [d][key] (and widened), so that scores run along keys in vector lanes.
 #pragma omp for schedule(static)
@@ -72,13 +72,14 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
           const std::int64_t b = bh / H, kvh = p.kv_head_of(bh % H);
           const std::int64_t q0 = tile * kQueryTile, nq = std::min(kQueryTile, Lq - q0);
           for (std::int64_t i = 0; i < nq; ++i)
-            for (std::int64_t d = 0; d < D; ++d) qf[i * D + d] = widen_element(io.q[(bh * Lq + q0 + i) * D + d]) * scale;
+            for (std::int64_t d = 0; d < D; ++d)
+              qf[i * D + d] = widen_element(io.q[(bh * Lq + q0 + i) * D + d]) * scale;
           // Selection needs every visible score: this is the dense half of the cost. Visibility grows
           // with the query index, so the tile's last query sees the most keys.
           const std::int64_t n_tile = visible_keys(p, q0 + nq - 1);
           if (n_tile > 0)
-            kernels::scores_from_transposed_keys(qf, D, nq, keys_t_.data() + (b * p.kv_heads + kvh) * D * Lk, Lk, n_tile,
-                                                 D, w.score.data(), Lk);
+            kernels::scores_from_transposed_keys(qf, D, nq, keys_t_.data() + (b * p.kv_heads + kvh) * D * Lk, Lk,
+                                                 n_tile, D, w.score.data(), Lk);
 
           for (std::int64_t i = 0; i < nq; ++i) {
             const std::int64_t q = q0 + i;
@@ -131,9 +132,11 @@ class Topk final : public Method {
     MethodInfo m;
     m.name = "topk";
     m.family = Family::sparse_dynamic;
-    m.summary = "per query, softmax over exactly its k highest-scoring allowed keys (all scores computed, then selected)";
+    m.summary =
+        "per query, softmax over exactly its k highest-scoring allowed keys (all scores computed, then selected)";
     m.reference = "Gupta et al., Memory-efficient Transformers via Top-k Attention (2021)";
-    m.params = {ParamSpec::integer("k", 64, 1, std::int64_t{1} << 30, "keys kept per query; k >= allowed keys is exact attention")};
+    m.params = {ParamSpec::integer("k", 64, 1, std::int64_t{1} << 30,
+                                   "keys kept per query; k >= allowed keys is exact attention")};
     m.backends = {"cpu"};
     return m;
   }

@@ -108,7 +108,8 @@ class BigBirdMask final : public Mask {
             if (!excluded(qb, kb)) candidates.push_back(kb);
           const std::int64_t take = std::min<std::int64_t>(random_, static_cast<std::int64_t>(candidates.size()));
           for (std::int64_t i = 0; i < take; ++i) {
-            const auto j = i + static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(static_cast<std::int64_t>(candidates.size()) - i)));
+            const auto j = i + static_cast<std::int64_t>(rng.below(
+                                   static_cast<std::uint64_t>(static_cast<std::int64_t>(candidates.size()) - i)));
             std::swap(candidates[i], candidates[j]);
             out[i] = candidates[i];
           }

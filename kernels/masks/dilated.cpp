@@ -8,8 +8,9 @@ namespace attnbench::masks {
 namespace {
 
 std::vector<ParamSpec> dilated_params() {
-  return {ParamSpec::integer("window", 256, 1, std::int64_t{1} << 24, "keys per query, the query's own position included"),
-          ParamSpec::integer("dilation", 2, 1, std::int64_t{1} << 20, "distance between consecutive keys of the window")};
+  return {
+      ParamSpec::integer("window", 256, 1, std::int64_t{1} << 24, "keys per query, the query's own position included"),
+      ParamSpec::integer("dilation", 2, 1, std::int64_t{1} << 20, "distance between consecutive keys of the window")};
 }
 
 // Allowed when d = pos − k is in [0, (window − 1)·dilation] and a multiple of dilation. A rectangle's
@@ -45,10 +46,9 @@ class DilatedMask final : public Mask {
   std::int64_t dilation_, reach_;
 };
 
-const MaskRegistration registration{MaskKind{
-    "dilated", "causal: query at pos sees keys pos - i*dilation for i in [0, window)",
-    dilated_params(),
-    [](const Params& p, const MaskShape& s) { return std::make_shared<const DilatedMask>(p, s); }}};
+const MaskRegistration registration{
+    MaskKind{"dilated", "causal: query at pos sees keys pos - i*dilation for i in [0, window)", dilated_params(),
+             [](const Params& p, const MaskShape& s) { return std::make_shared<const DilatedMask>(p, s); }}};
 
 }  // namespace
 }  // namespace attnbench::masks

@@ -14,8 +14,9 @@ namespace attnbench::masks {
 namespace {
 
 std::vector<ParamSpec> document_params() {
-  return {ParamSpec::choice("doc_lens", "", {}, "comma-separated document lengths, e.g. \"300,200,524\"; tokens past "
-                                                "their sum form one last document; empty: a seeded split"),
+  return {ParamSpec::choice("doc_lens", "", {},
+                            "comma-separated document lengths, e.g. \"300,200,524\"; tokens past "
+                            "their sum form one last document; empty: a seeded split"),
           ParamSpec::integer("documents", 4, 1, std::int64_t{1} << 24,
                              "documents of the seeded split (used when doc_lens is empty)"),
           ParamSpec::integer("seed", 0, 0, std::int64_t{1} << 40, "seed of the split points"),
@@ -39,7 +40,8 @@ std::vector<std::int64_t> document_starts(const Params& p, std::int64_t k_len) {
         used = 0;
       }
       if (used == 0 || used != item.size() || len <= 0)
-        throw std::invalid_argument("mask 'document': doc_lens \"" + lens + "\" must be positive integers separated by commas");
+        throw std::invalid_argument("mask 'document': doc_lens \"" + lens +
+                                    "\" must be positive integers separated by commas");
       end += len;
       if (end >= k_len) break;
       starts.push_back(end);
@@ -66,7 +68,9 @@ std::vector<std::int64_t> document_starts(const Params& p, std::int64_t k_len) {
 class DocumentMask final : public Mask {
  public:
   DocumentMask(Params p, MaskShape s)
-      : Mask("document", std::move(p), s), starts_(document_starts(params(), s.k_len)), causal_(params().boolean("causal")) {}
+      : Mask("document", std::move(p), s),
+        starts_(document_starts(params(), s.k_len)),
+        causal_(params().boolean("causal")) {}
 
   bool allowed(std::int64_t, std::int64_t, std::int64_t q, std::int64_t k) const override {
     const std::int64_t pos = q + shape().offset();
@@ -101,10 +105,8 @@ class DocumentMask final : public Mask {
 };
 
 const MaskRegistration registration{MaskKind{
-    "document",
-    "packed documents (varlen): a query sees the keys of its own document, causal or full within it",
-    document_params(),
-    [](const Params& p, const MaskShape& s) { return std::make_shared<const DocumentMask>(p, s); }}};
+    "document", "packed documents (varlen): a query sees the keys of its own document, causal or full within it",
+    document_params(), [](const Params& p, const MaskShape& s) { return std::make_shared<const DocumentMask>(p, s); }}};
 
 }  // namespace
 }  // namespace attnbench::masks

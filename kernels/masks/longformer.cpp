@@ -8,11 +8,12 @@
 namespace attnbench::masks {
 
 std::vector<ParamSpec> longformer_params() {
-  return {ParamSpec::integer("global", 1, 0, std::int64_t{1} << 24,
-                             "first tokens with global attention: they see every key and every query sees them"),
-          ParamSpec::integer("window", 256, 1, std::int64_t{1} << 24,
-                             "local window: centred sees |k - pos| <= window/2, causal sees (pos - window, pos]"),
-          ParamSpec::choice("mode", "centred", {"centred", "causal"}, "centred (the paper's encoder) or causal window")};
+  return {
+      ParamSpec::integer("global", 1, 0, std::int64_t{1} << 24,
+                         "first tokens with global attention: they see every key and every query sees them"),
+      ParamSpec::integer("window", 256, 1, std::int64_t{1} << 24,
+                         "local window: centred sees |k - pos| <= window/2, causal sees (pos - window, pos]"),
+      ParamSpec::choice("mode", "centred", {"centred", "causal"}, "centred (the paper's encoder) or causal window")};
 }
 
 namespace {

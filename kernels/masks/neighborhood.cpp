@@ -24,7 +24,9 @@ namespace {
 class NeighborhoodMask final : public Mask {
  public:
   NeighborhoodMask(Params p, MaskShape s)
-      : Mask("neighborhood", std::move(p), s), window_(params().integer("window")), dilation_(params().integer("dilation")) {}
+      : Mask("neighborhood", std::move(p), s),
+        window_(params().integer("window")),
+        dilation_(params().integer("dilation")) {}
 
   bool allowed(std::int64_t, std::int64_t, std::int64_t q, std::int64_t k) const override {
     const std::int64_t pos = q + shape().offset();
@@ -67,10 +69,10 @@ class NeighborhoodMask final : public Mask {
   std::int64_t window_, dilation_;
 };
 
-const MaskRegistration registration{MaskKind{
-    "neighborhood", "NATTEN 1-D: `window` keys of the query's dilation group, centred, shifted at the edges",
-    neighborhood_params(),
-    [](const Params& p, const MaskShape& s) { return std::make_shared<const NeighborhoodMask>(p, s); }}};
+const MaskRegistration registration{
+    MaskKind{"neighborhood", "NATTEN 1-D: `window` keys of the query's dilation group, centred, shifted at the edges",
+             neighborhood_params(),
+             [](const Params& p, const MaskShape& s) { return std::make_shared<const NeighborhoodMask>(p, s); }}};
 
 }  // namespace
 }  // namespace attnbench::masks

@@ -11,10 +11,11 @@
 namespace attnbench::masks {
 
 std::vector<ParamSpec> power_params() {
-  return {ParamSpec::integer("block", 64, 1, std::int64_t{1} << 20, "tokens per block; distances are counted in blocks"),
-          ParamSpec::integer("window", 5, 1, std::int64_t{1} << 20,
-                             "local window: key blocks at distance < window (the query's own block included)"),
-          ParamSpec::integer("sinks", 1, 0, std::int64_t{1} << 20, "first key blocks every query sees (attention sinks)")};
+  return {
+      ParamSpec::integer("block", 64, 1, std::int64_t{1} << 20, "tokens per block; distances are counted in blocks"),
+      ParamSpec::integer("window", 5, 1, std::int64_t{1} << 20,
+                         "local window: key blocks at distance < window (the query's own block included)"),
+      ParamSpec::integer("sinks", 1, 0, std::int64_t{1} << 20, "first key blocks every query sees (attention sinks)")};
 }
 
 namespace {
@@ -57,8 +58,8 @@ class PowerMask final : public Mask {
     // The sink blocks and the window blocks are two token intervals; count their union.
     const std::int64_t s0 = 0, s1 = sinks_ * block_;
     const std::int64_t w0 = std::max<std::int64_t>(0, qb - window_ + 1) * block_, w1 = (qb + 1) * block_;
-    std::int64_t n = overlap(s0, s1, k0, r1) + overlap(w0, w1, k0, r1) -
-                     overlap(std::max(s0, w0), std::min(s1, w1), k0, r1);
+    std::int64_t n =
+        overlap(s0, s1, k0, r1) + overlap(w0, w1, k0, r1) - overlap(std::max(s0, w0), std::min(s1, w1), k0, r1);
     // Power-of-two distances beyond the window and outside the sinks.
     for (std::int64_t d = 1; d <= qb; d <<= 1) {
       const std::int64_t kb = qb - d;

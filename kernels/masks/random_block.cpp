@@ -59,9 +59,9 @@ class RandomBlockMask final : public Mask {
  private:
   bool kept(std::int64_t h, std::int64_t qb, std::int64_t kb) const {
     if (qb == kb) return true;
-    const std::uint64_t x = splitmix64(splitmix64(splitmix64(seed_ ^ static_cast<std::uint64_t>(h)) ^
-                                                  static_cast<std::uint64_t>(qb)) ^
-                                       static_cast<std::uint64_t>(kb));
+    const std::uint64_t x =
+        splitmix64(splitmix64(splitmix64(seed_ ^ static_cast<std::uint64_t>(h)) ^ static_cast<std::uint64_t>(qb)) ^
+                   static_cast<std::uint64_t>(kb));
     return static_cast<double>(x >> 11) * 0x1.0p-53 < density_;
   }
   std::int64_t block_;

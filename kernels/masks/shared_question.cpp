@@ -11,9 +11,10 @@ namespace attnbench::masks {
 namespace {
 
 std::vector<ParamSpec> shared_question_params() {
-  return {ParamSpec::integer("question", 256, 1, std::int64_t{1} << 24, "tokens of the shared question prefix"),
-          ParamSpec::integer("answers", 4, 1, std::int64_t{1} << 20,
-                             "answers after the question, splitting the rest evenly (the first ones one token longer)")};
+  return {
+      ParamSpec::integer("question", 256, 1, std::int64_t{1} << 24, "tokens of the shared question prefix"),
+      ParamSpec::integer("answers", 4, 1, std::int64_t{1} << 20,
+                         "answers after the question, splitting the rest evenly (the first ones one token longer)")};
 }
 
 // The segments as document lengths: the question, then the answers.
@@ -22,8 +23,8 @@ std::string segment_lengths(const Params& p, std::int64_t k_len) {
   const std::int64_t rest = k_len - question;
   if (rest < answers)
     throw std::invalid_argument("mask 'shared_question': " + std::to_string(k_len) + " tokens leave " +
-                                std::to_string(rest < 0 ? 0 : rest) + " after a question of " + std::to_string(question) +
-                                ", fewer than the " + std::to_string(answers) + " answers");
+                                std::to_string(rest < 0 ? 0 : rest) + " after a question of " +
+                                std::to_string(question) + ", fewer than the " + std::to_string(answers) + " answers");
   std::string lens = std::to_string(question);
   for (std::int64_t a = 0; a < answers; ++a) {
     lens += ',';
@@ -67,8 +68,7 @@ class SharedQuestionMask final : public Mask {
 };
 
 const MaskRegistration registration{MaskKind{
-    "shared_question",
-    "causal; every token sees the question prefix, each answer after it sees only itself besides",
+    "shared_question", "causal; every token sees the question prefix, each answer after it sees only itself besides",
     shared_question_params(),
     [](const Params& p, const MaskShape& s) { return std::make_shared<const SharedQuestionMask>(p, s); }}};
 

@@ -7,8 +7,9 @@
 namespace attnbench::masks {
 
 std::vector<ParamSpec> sink_window_params() {
-  return {ParamSpec::integer("sinks", 4, 0, std::int64_t{1} << 24, "initial tokens every query sees (attention sinks)"),
-          ParamSpec::integer("window", 1024, 1, std::int64_t{1} << 24, "recent tokens each query sees, itself included")};
+  return {
+      ParamSpec::integer("sinks", 4, 0, std::int64_t{1} << 24, "initial tokens every query sees (attention sinks)"),
+      ParamSpec::integer("window", 1024, 1, std::int64_t{1} << 24, "recent tokens each query sees, itself included")};
 }
 
 namespace {
@@ -43,10 +44,10 @@ class SinkWindowMask final : public Mask {
   std::int64_t sinks_, window_;
 };
 
-const MaskRegistration registration{MaskKind{
-    "sink_window", "causal: query at pos sees keys k < sinks and pos - window < k <= pos (StreamingLLM)",
-    sink_window_params(),
-    [](const Params& p, const MaskShape& s) { return std::make_shared<const SinkWindowMask>(p, s); }}};
+const MaskRegistration registration{
+    MaskKind{"sink_window", "causal: query at pos sees keys k < sinks and pos - window < k <= pos (StreamingLLM)",
+             sink_window_params(),
+             [](const Params& p, const MaskShape& s) { return std::make_shared<const SinkWindowMask>(p, s); }}};
 
 }  // namespace
 }  // namespace attnbench::masks

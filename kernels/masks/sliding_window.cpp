@@ -10,7 +10,8 @@ namespace attnbench::masks {
 std::vector<ParamSpec> sliding_window_params() {
   return {ParamSpec::integer("window", 256, 1, std::int64_t{1} << 24,
                              "keys per query: causal sees (pos - window, pos], centred sees |k - pos| <= window/2"),
-          ParamSpec::choice("mode", "causal", {"causal", "centred"}, "causal: the window ends at the query; centred: around it")};
+          ParamSpec::choice("mode", "causal", {"causal", "centred"},
+                            "causal: the window ends at the query; centred: around it")};
 }
 
 namespace {
@@ -43,11 +44,11 @@ class SlidingWindowMask final : public Mask {
   std::int64_t lo_ = 0, hi_ = 0;
 };
 
-const MaskRegistration registration{MaskKind{
-    "sliding_window",
-    "query at pos sees keys k with pos - window < k <= pos (causal) or |k - pos| <= window/2 (centred)",
-    sliding_window_params(),
-    [](const Params& p, const MaskShape& s) { return std::make_shared<const SlidingWindowMask>(p, s); }}};
+const MaskRegistration registration{
+    MaskKind{"sliding_window",
+             "query at pos sees keys k with pos - window < k <= pos (causal) or |k - pos| <= window/2 (centred)",
+             sliding_window_params(),
+             [](const Params& p, const MaskShape& s) { return std::make_shared<const SlidingWindowMask>(p, s); }}};
 
 }  // namespace
 }  // namespace attnbench::masks

@@ -56,7 +56,8 @@ class StarMask final : public Mask {
 };
 
 const MaskRegistration registration{MaskKind{
-    "star", "Star Attention: context blocks see themselves and the anchor block; the last query_len tokens see all (causal)",
+    "star",
+    "Star Attention: context blocks see themselves and the anchor block; the last query_len tokens see all (causal)",
     star_params(), [](const Params& p, const MaskShape& s) { return std::make_shared<const StarMask>(p, s); }}};
 
 }  // namespace

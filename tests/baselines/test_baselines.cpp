@@ -1,7 +1,6 @@
 // Tests of the baselines: the float64 reference against hand-computed values, and dense against the
 // reference, including its refusal of a score matrix that would not fit.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <string>
 #include <vector>
@@ -55,7 +54,7 @@ TEST_CASE("dense matches the float64 reference", "[dense]") {
   const Dtype dtype = GENERATE(Dtype::f32, Dtype::bf16);
   const double tolerance = dtype == Dtype::f32 ? 1e-5 : 1e-2;
   const std::vector<Shape> shapes = {
-      {1, 1, 1, 1, 1, 64, 64},     {2, 2, 2, 7, 7, 40, 40},   {1, 8, 2, 100, 100, 64, 64},
+      {1, 1, 1, 1, 1, 64, 64},       {2, 2, 2, 7, 7, 40, 40},    {1, 8, 2, 100, 100, 64, 64},
       {1, 4, 1, 257, 257, 128, 128}, {1, 2, 2, 37, 100, 72, 72}, {1, 2, 1, 100, 37, 64, 40},
   };
   std::uint64_t seed = dtype == Dtype::f32 ? 21 : 31;

@@ -2,7 +2,6 @@
 // the masks task's mask being the named kind, refusals of inconsistent parameters, determinism of
 // instances, and fidelity scoring against the float64 oracle.
 #include <catch2/catch.hpp>
-
 #include <cstring>
 
 #include "attnbench/task.hpp"
@@ -55,7 +54,8 @@ TEST_CASE("cab: the four patterns give the shapes and masks they name", "[eff][t
   CHECK(p.kv_len == 128);
   CHECK(p.causal());
 
-  CHECK_THAT(refusal("cab", {{"pattern", "self_full"}, {"kv_len", 512}}), Catch::Contains("kv_len is for the cross patterns"));
+  CHECK_THAT(refusal("cab", {{"pattern", "self_full"}, {"kv_len", 512}}),
+             Catch::Contains("kv_len is for the cross patterns"));
   CHECK_THAT(refusal("cab", {{"pattern", "cross_causal"}, {"seq_len", 512}, {"kv_len", 256}}),
              Catch::Contains("leaves the first queries no key"));
   CHECK(refusal("cab", {{"pattern", "cross_full"}, {"seq_len", 512}, {"kv_len", 256}}).empty());
@@ -87,7 +87,8 @@ TEST_CASE("lra: each benchmark has LRA's length, heads and head dim; scale short
 }
 
 TEST_CASE("decode: new tokens against the cache, GQA from the ratio, causal bottom-right", "[eff][tasks]") {
-  const Problem p = problem_of("decode", {{"new_tokens", 4}, {"kv_len", 4096}, {"batch", 2}, {"heads", 32}, {"gqa_ratio", 8}});
+  const Problem p =
+      problem_of("decode", {{"new_tokens", 4}, {"kv_len", 4096}, {"batch", 2}, {"heads", 32}, {"gqa_ratio", 8}});
   CHECK(p.q_len == 4);
   CHECK(p.kv_len == 4096);
   CHECK(p.batch == 2);
@@ -99,7 +100,8 @@ TEST_CASE("decode: new tokens against the cache, GQA from the ratio, causal bott
   CHECK(p.mask->allowed(0, 0, 0, 4092));  // the first new token sits at position 4092
   CHECK_FALSE(p.mask->allowed(0, 0, 0, 4093));
   CHECK(p.mask->allowed(0, 0, 3, 4095));
-  CHECK_THAT(refusal("decode", {{"heads", 32}, {"gqa_ratio", 3}}), Catch::Contains("gqa_ratio (3) must divide heads (32)"));
+  CHECK_THAT(refusal("decode", {{"heads", 32}, {"gqa_ratio", 3}}),
+             Catch::Contains("gqa_ratio (3) must divide heads (32)"));
   CHECK_THAT(refusal("decode", {{"heads", 4}, {"gqa_ratio", 8}}), Catch::Contains("must divide"));
   CHECK_THAT(refusal("decode", {{"new_tokens", 9}, {"kv_len", 8}}), Catch::Contains("must not exceed kv_len"));
 }
@@ -114,16 +116,24 @@ TEST_CASE("masks: every mask name gives the registered kind with the task's para
       {{{"mask", "full"}}, "full", json::object()},
       {{{"mask", "causal"}}, "causal", json::object()},
       {{{"mask", "sliding_window"}, {"window", 5}}, "sliding_window", {{"window", 5}}},
-      {{{"mask", "sliding_window"}, {"window", 6}, {"mode", "centred"}}, "sliding_window", {{"window", 6}, {"mode", "centred"}}},
+      {{{"mask", "sliding_window"}, {"window", 6}, {"mode", "centred"}},
+       "sliding_window",
+       {{"window", 6}, {"mode", "centred"}}},
       {{{"mask", "sink_window"}, {"sinks", 2}, {"window", 4}}, "sink_window", {{"sinks", 2}, {"window", 4}}},
       {{{"mask", "document"}, {"doc_lens", "10,30,24"}}, "document", {{"doc_lens", "10,30,24"}}},
-      {{{"mask", "document"}, {"documents", 3}, {"mask_seed", 4}, {"causal", false}}, "document",
+      {{{"mask", "document"}, {"documents", 3}, {"mask_seed", 4}, {"causal", false}},
+       "document",
        {{"documents", 3}, {"seed", 4}, {"causal", false}}},
-      {{{"mask", "shared_question"}, {"question", 16}, {"answers", 3}}, "shared_question", {{"question", 16}, {"answers", 3}}},
-      {{{"mask", "global_sliding"}, {"global", 2}, {"window", 8}}, "longformer", {{"global", 2}, {"window", 8}, {"mode", "causal"}}},
+      {{{"mask", "shared_question"}, {"question", 16}, {"answers", 3}},
+       "shared_question",
+       {{"question", 16}, {"answers", 3}}},
+      {{{"mask", "global_sliding"}, {"global", 2}, {"window", 8}},
+       "longformer",
+       {{"global", 2}, {"window", 8}, {"mode", "causal"}}},
       {{{"mask", "block_causal"}, {"block", 8}}, "block_causal", {{"block", 8}}},
       {{{"mask", "dilated"}, {"window", 4}, {"dilation", 3}}, "dilated", {{"window", 4}, {"dilation", 3}}},
-      {{{"mask", "random_block"}, {"block", 8}, {"density", 0.5}, {"mask_seed", 2}, {"causal", false}}, "random_block",
+      {{{"mask", "random_block"}, {"block", 8}, {"density", 0.5}, {"mask_seed", 2}, {"causal", false}},
+       "random_block",
        {{"block", 8}, {"density", 0.5}, {"seed", 2}, {"causal", false}}}};
   for (const Case& c : cases) {
     json given = c.given;
@@ -148,8 +158,10 @@ TEST_CASE("masks: inconsistent mask parameters are refused with a sentence", "[e
              Catch::Contains("documents (65) exceeds seq_len (64)"));
   CHECK_THAT(refusal("masks", {{"mask", "shared_question"}, {"seq_len", 64}, {"question", 62}, {"answers", 3}}),
              Catch::Contains("do not fit"));
-  CHECK_THAT(refusal("masks", {{"mask", "global_sliding"}, {"seq_len", 64}, {"global", 64}}), Catch::Contains("global (64)"));
-  CHECK_THAT(refusal("masks", {{"mask", "block_causal"}, {"seq_len", 64}, {"block", 64}}), Catch::Contains("single block"));
+  CHECK_THAT(refusal("masks", {{"mask", "global_sliding"}, {"seq_len", 64}, {"global", 64}}),
+             Catch::Contains("global (64)"));
+  CHECK_THAT(refusal("masks", {{"mask", "block_causal"}, {"seq_len", 64}, {"block", 64}}),
+             Catch::Contains("single block"));
   CHECK(refusal("masks", {{"mask", "document"}, {"seq_len", 64}, {"doc_lens", "10,54"}}).empty());
 }
 
@@ -157,7 +169,8 @@ TEST_CASE("efficiency tasks: input choices are checked", "[eff][tasks]") {
   for (const std::string task : {"cab", "lra", "masks", "decode"}) {
     INFO(task);
     CHECK_THAT(refusal(task, {{"inputs", "hdf5"}}), Catch::Contains("needs inputs_file"));
-    CHECK_THAT(refusal(task, {{"inputs", "structured"}, {"inputs_file", "x.h5"}}), Catch::Contains("read only when inputs = hdf5"));
+    CHECK_THAT(refusal(task, {{"inputs", "structured"}, {"inputs_file", "x.h5"}}),
+               Catch::Contains("read only when inputs = hdf5"));
     CHECK(refusal(task, {{"inputs", "structured"}}).empty());
     CHECK(refusal(task, {{"inputs", "hdf5"}, {"inputs_file", "x.h5"}}).empty());
   }
@@ -168,7 +181,13 @@ TEST_CASE("efficiency tasks: instances are deterministic and scored against the 
       {"cab", {{"pattern", "cross_causal"}, {"seq_len", 24}, {"kv_len", 40}, {"heads", 2}, {"head_dim", 16}}},
       {"lra", {{"benchmark", "pathfinder"}, {"scale", 0.03}}},
       {"masks", {{"mask", "document"}, {"seq_len", 48}, {"heads", 2}, {"head_dim", 16}, {"inputs", "structured"}}},
-      {"decode", {{"new_tokens", 2}, {"kv_len", 64}, {"heads", 4}, {"gqa_ratio", 2}, {"head_dim", 16}, {"inputs", "structured"}}}};
+      {"decode",
+       {{"new_tokens", 2},
+        {"kv_len", 64},
+        {"heads", 4},
+        {"gqa_ratio", 2},
+        {"head_dim", 16},
+        {"inputs", "structured"}}}};
   for (const auto& [name, given] : cases) {
     INFO(name << " " << given.dump());
     const Task& t = task_named(name);

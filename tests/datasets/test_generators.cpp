@@ -1,11 +1,10 @@
 // Tests of the input generators [eff]: determinism in the seed, the structured generator's measurable
 // properties (sink norm, drift, outlier channels, RoPE's relative-position property), and the HDF5
 // capture reader (round trip, bf16 words, cropping, errors naming the file).
-#include <catch2/catch.hpp>
-
 #include <H5Cpp.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -32,7 +31,8 @@ bool same_inputs(const Inputs& a, const Inputs& b) {
 std::vector<double> row(const Tensor& t, std::int64_t b, std::int64_t h, std::int64_t i) {
   const auto& s = t.shape();
   std::vector<double> r(static_cast<std::size_t>(s[3]));
-  for (std::int64_t c = 0; c < s[3]; ++c) r[static_cast<std::size_t>(c)] = t.get(((b * s[1] + h) * s[2] + i) * s[3] + c);
+  for (std::int64_t c = 0; c < s[3]; ++c)
+    r[static_cast<std::size_t>(c)] = t.get(((b * s[1] + h) * s[2] + i) * s[3] + c);
   return r;
 }
 double dot(const std::vector<double>& a, const std::vector<double>& b) {
@@ -154,7 +154,8 @@ TEST_CASE("apply_rope: q·k depends only on the relative position", "[eff][gener
   apply_rope(k, 100.0, 0);
   for (std::int64_t i = 0; i + 5 < len; ++i)
     for (std::int64_t j = 0; j + 5 < len; ++j)
-      CHECK(dot(row(q, 0, 0, i), row(k, 0, 0, j)) == Approx(dot(row(q, 0, 0, i + 5), row(k, 0, 0, j + 5))).margin(1e-9));
+      CHECK(dot(row(q, 0, 0, i), row(k, 0, 0, j)) ==
+            Approx(dot(row(q, 0, 0, i + 5), row(k, 0, 0, j + 5))).margin(1e-9));
   // A rotation keeps norms, and the product does change with the distance.
   CHECK(dot(row(q, 0, 0, 3), row(q, 0, 0, 3)) == Approx(dot(x, x)));
   CHECK(std::abs(dot(row(q, 0, 0, 0), row(k, 0, 0, 0)) - dot(row(q, 0, 0, 0), row(k, 0, 0, 9))) > 1e-3);
@@ -259,7 +260,8 @@ TEST_CASE("hdf5: what the file cannot serve is refused, naming the file", "[eff]
     return std::string();
   };
   using testing::make_problem;
-  CHECK_THAT(refusal(make_problem({3, 2, 1, 3, 8, 8, 8}, "causal")), Catch::Contains(cap.path) && Catch::Contains("batch 3"));
+  CHECK_THAT(refusal(make_problem({3, 2, 1, 3, 8, 8, 8}, "causal")),
+             Catch::Contains(cap.path) && Catch::Contains("batch 3"));
   CHECK_THAT(refusal(make_problem({1, 2, 1, 3, 11, 8, 8}, "causal")), Catch::Contains("kv_len 11"));
   CHECK_THAT(refusal(make_problem({1, 2, 1, 3, 8, 16, 16}, "causal")), Catch::Contains("head dim 16"));
   CHECK_THAT(refusal(make_problem({1, 2, 2, 3, 8, 8, 8}, "causal")), Catch::Contains("GQA group"));
@@ -268,7 +270,11 @@ TEST_CASE("hdf5: what the file cannot serve is refused, naming the file", "[eff]
   const std::string missing = (std::filesystem::temp_directory_path() / "attnbench_eff_missing.h5").string();
   CHECK_THROWS_WITH(read_hdf5_layout(missing), Catch::Contains(missing) && Catch::Contains("no such file"));
   const std::string text = (std::filesystem::temp_directory_path() / "attnbench_eff_text.h5").string();
-  { std::FILE* f = std::fopen(text.c_str(), "w"); std::fputs("not hdf5", f); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen(text.c_str(), "w");
+    std::fputs("not hdf5", f);
+    std::fclose(f);
+  }
   CHECK_THROWS_WITH(read_hdf5_layout(text), Catch::Contains("is not an HDF5 file"));
   std::filesystem::remove(text);
 
@@ -277,8 +283,10 @@ TEST_CASE("hdf5: what the file cannot serve is refused, naming the file", "[eff]
     H5::H5File f(bad, H5F_ACC_TRUNC);
     const hsize_t d4[4] = {1, 1, 4, 8}, d3[3] = {1, 4, 8};
     std::vector<float> zeros(32, 0.0f);
-    f.createDataSet("q", H5::PredType::IEEE_F32LE, H5::DataSpace(4, d4)).write(zeros.data(), H5::PredType::NATIVE_FLOAT);
-    f.createDataSet("k", H5::PredType::IEEE_F32LE, H5::DataSpace(3, d3)).write(zeros.data(), H5::PredType::NATIVE_FLOAT);
+    f.createDataSet("q", H5::PredType::IEEE_F32LE, H5::DataSpace(4, d4))
+        .write(zeros.data(), H5::PredType::NATIVE_FLOAT);
+    f.createDataSet("k", H5::PredType::IEEE_F32LE, H5::DataSpace(3, d3))
+        .write(zeros.data(), H5::PredType::NATIVE_FLOAT);
   }
   CHECK_THROWS_WITH(read_hdf5_layout(bad), Catch::Contains("\"k\" has rank 3"));
   {
@@ -292,8 +300,10 @@ TEST_CASE("hdf5: what the file cannot serve is refused, naming the file", "[eff]
     H5::H5File f(bad, H5F_ACC_TRUNC);
     const hsize_t d4[4] = {1, 1, 4, 8};
     std::vector<float> zeros(32, 0.0f);
-    f.createDataSet("q", H5::PredType::IEEE_F32LE, H5::DataSpace(4, d4)).write(zeros.data(), H5::PredType::NATIVE_FLOAT);
-    f.createDataSet("k", H5::PredType::IEEE_F32LE, H5::DataSpace(4, d4)).write(zeros.data(), H5::PredType::NATIVE_FLOAT);
+    f.createDataSet("q", H5::PredType::IEEE_F32LE, H5::DataSpace(4, d4))
+        .write(zeros.data(), H5::PredType::NATIVE_FLOAT);
+    f.createDataSet("k", H5::PredType::IEEE_F32LE, H5::DataSpace(4, d4))
+        .write(zeros.data(), H5::PredType::NATIVE_FLOAT);
   }
   CHECK_THROWS_WITH(read_hdf5_layout(bad), Catch::Contains("has no dataset \"v\""));
   std::filesystem::remove(bad);

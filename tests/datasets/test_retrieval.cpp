@@ -1,8 +1,7 @@
 // Tests of the retrieval tasks niah and ruler: the decode and the Wilson interval by hand, determinism,
 // a hand-checked tiny instance per task, exact attention's accuracy, sliding_window's window, refusals.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -58,7 +57,8 @@ Tensor exact_attention(const RetrievalInstance& r) {
       double m = -1e300;
       for (std::int64_t k = 0; k <= last; ++k) {
         double s = 0;
-        for (std::int64_t d = 0; d < D; ++d) s += r.inputs.q.get((t * p.q_len + i) * D + d) * r.inputs.k.get((t * L + k) * D + d);
+        for (std::int64_t d = 0; d < D; ++d)
+          s += r.inputs.q.get((t * p.q_len + i) * D + d) * r.inputs.k.get((t * L + k) * D + d);
         logit[k] = s * p.scale;
         m = std::max(m, logit[k]);
       }
@@ -198,7 +198,8 @@ TEST_CASE("the codebook is orthogonal in its first head_dim entries and separate
 }
 
 TEST_CASE("retrieval tasks are deterministic in the seed and differ across seeds", "[retrieval]") {
-  std::vector<std::pair<std::string, json>> cases = {{"niah", {{"seq_len", 300}, {"samples", 6}, {"heads", 2}, {"depth", 30}}}};
+  std::vector<std::pair<std::string, json>> cases = {
+      {"niah", {{"seq_len", 300}, {"samples", 6}, {"heads", 2}, {"depth", 30}}}};
   for (const json& v : kRulerVariants) cases.push_back({"ruler", with(v, {{"seq_len", 400}, {"samples", 4}})});
   for (const auto& [task, given] : cases) {
     INFO(task << " " << given.dump());
@@ -208,7 +209,8 @@ TEST_CASE("retrieval tasks are deterministic in the seed and differ across seeds
     CHECK(same_bytes(a->inputs.v, b->inputs.v));
     CHECK(a->needles == b->needles);
     for (std::int64_t t = 0; t < a->trials; ++t)
-      for (std::size_t i = 0; i < a->expected[t].size(); ++i) CHECK(a->expected[t][i].answers == b->expected[t][i].answers);
+      for (std::size_t i = 0; i < a->expected[t].size(); ++i)
+        CHECK(a->expected[t][i].answers == b->expected[t][i].answers);
     CHECK_FALSE(same_bytes(a->inputs.q, c->inputs.q));
     CHECK_FALSE(same_bytes(a->inputs.k, c->inputs.k));
     CHECK_FALSE(same_bytes(a->inputs.v, c->inputs.v));
@@ -239,7 +241,8 @@ TEST_CASE("niah hand case: L = 8, the needle where depth puts it, exact attentio
   // Context positions 0..6 (the query is token 7): depth d puts the needle at round(d/100 · 6).
   const std::map<double, std::int64_t> where = {{0.0, 0}, {50.0, 3}, {75.0, 5}, {100.0, 6}};
   for (const auto& [depth, pos] : where) {
-    const auto r = build("niah", {{"seq_len", 8}, {"depth", depth}, {"samples", 4}, {"head_dim", 32}, {"codebook", 40}}, 3);
+    const auto r =
+        build("niah", {{"seq_len", 8}, {"depth", depth}, {"samples", 4}, {"head_dim", 32}, {"codebook", 40}}, 3);
     INFO("depth " << depth);
     for (std::int64_t t = 0; t < r->trials; ++t) {
       CHECK(r->needles[t] == std::vector<std::int64_t>{pos});
@@ -317,7 +320,8 @@ TEST_CASE("ruler hand cases: the planted structure of each variant, decoded from
   }
   SECTION("multiquery and vt: one needle per query row; vt's queries are the previous values") {
     for (const std::string variant : {"multiquery", "vt"}) {
-      const auto r = build("ruler", with(small, {{"seq_len", 24}, {"variant", variant}, {"queries", 3}, {"hops", 3}}), 5);
+      const auto r =
+          build("ruler", with(small, {{"seq_len", 24}, {"variant", variant}, {"queries", 3}, {"hops", 3}}), 5);
       REQUIRE(r->problem.q_len == 3);
       for (std::int64_t t = 0; t < r->trials; ++t) {
         for (std::int64_t j = 0; j < 3; ++j) {
@@ -341,7 +345,9 @@ TEST_CASE("ruler hand cases: the planted structure of each variant, decoded from
     // 10, 1, 1, 1 and 2 fillers. fwe: 15·r⁻²/(1 + 1/4 + 1/9 + 1/16) floored: 10, 2, 1, 0 and 2 fillers.
     const std::map<std::string, std::vector<std::int64_t>> counts = {{"cwe", {10, 1, 1, 1}}, {"fwe", {10, 2, 1, 0}}};
     for (const auto& [variant, want] : counts) {
-      const auto r = build("ruler", {{"variant", variant}, {"seq_len", 16}, {"samples", 3}, {"head_dim", 32}, {"codebook", 4}, {"top", 1}}, 5);
+      const auto r = build(
+          "ruler",
+          {{"variant", variant}, {"seq_len", 16}, {"samples", 3}, {"head_dim", 32}, {"codebook", 4}, {"top", 1}}, 5);
       for (std::int64_t t = 0; t < r->trials; ++t) {
         std::vector<std::int64_t> seen(4, 0);
         std::int64_t fillers = 0;
@@ -402,7 +408,8 @@ TEST_CASE("sliding_window retrieves exactly the needles inside its window", "[re
   const json window = {{"window", 256}};
   SECTION("niah: the last quarter is inside, the rest outside") {
     // L = 1024: depth d puts the needle at round(d/100 · 1022); inside iff pos >= 768, i.e. d >= 75.15.
-    for (const auto& [depth, inside] : std::vector<std::pair<double, bool>>{{0, false}, {50, false}, {75, false}, {75.2, true}, {100, true}}) {
+    for (const auto& [depth, inside] :
+         std::vector<std::pair<double, bool>>{{0, false}, {50, false}, {75, false}, {75.2, true}, {100, true}}) {
       const auto r = build("niah", {{"seq_len", 1024}, {"depth", depth}, {"samples", 32}}, 9);
       INFO("depth " << depth << " needle at " << r->needles[0][0]);
       const std::vector<bool> got = trial_outcomes(*r, run_method("sliding_window", r->problem, r->inputs, window));

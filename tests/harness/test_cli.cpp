@@ -1,10 +1,9 @@
 // The attnbench CLI end to end: help, validate, list, run on suites/smoke.json, report, bad input, kill -9 + resume.
-#include <catch2/catch.hpp>
-
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
 
@@ -34,10 +33,12 @@ TEST_CASE("validate counts cells and refuses bad manifests with exit 2", "[cli]"
   auto r = run_cli("validate suites/smoke.json", dir);
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("suites/smoke.json: valid; 10 cells"));
-  std::ofstream(dir / "bad.json") << R"({"name": "x", "methods": [{"name": "flash", "axes": {"block_k": [8]}}], "tasks": [{"name": "synthetic"}]})";
+  std::ofstream(dir / "bad.json")
+      << R"({"name": "x", "methods": [{"name": "flash", "axes": {"block_k": [8]}}], "tasks": [{"name": "synthetic"}]})";
   r = run_cli("validate " + (dir / "bad.json").string(), dir);
   CHECK(r.code == 2);
-  CHECK_THAT(r.err, Catch::Contains((dir / "bad.json").string() + ": $.methods[0].axes.block_k[0]: expected integer in [16, 1024], got 8"));
+  CHECK_THAT(r.err, Catch::Contains((dir / "bad.json").string() +
+                                    ": $.methods[0].axes.block_k[0]: expected integer in [16, 1024], got 8"));
   CHECK(run_cli("validate " + (dir / "missing.json").string(), dir).code == 2);
   std::filesystem::remove_all(dir);
 }
@@ -79,7 +80,8 @@ TEST_CASE("run on the smoke suite writes results, prints a table; report regener
     CHECK(c.metrics.at(0).second < tol);
   }
   const json env = json::parse(f.environment);
-  for (const char* key : {"cpu_model", "logical_cores", "os", "compiler", "cxx_flags", "build_type", "git_revision", "libraries", "seed"})
+  for (const char* key :
+       {"cpu_model", "logical_cores", "os", "compiler", "cxx_flags", "build_type", "git_revision", "libraries", "seed"})
     CHECK(env.contains(key));
 
   // The same file gives the same bytes, in every format.

@@ -1,14 +1,14 @@
-// The SVG figures: each kind rendered from tests/data/figures_small.h5, parsed as XML, counted, and the CLI's --figures.
+// The SVG figures: each kind rendered from tests/data/figures_small.h5, parsed as XML, counted, and the CLI's
+// --figures.
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "../support/cli.hpp"
 #include "attnbench/figures.hpp"
@@ -144,13 +144,17 @@ bool tags_balance(const std::string& xml, std::string* why) {
     std::size_t end = at + 1;
     char quote = 0;
     for (; end < xml.size() && (quote || xml[end] != '>'); ++end) {
-      if (quote && xml[end] == quote) quote = 0;
-      else if (!quote && (xml[end] == '"' || xml[end] == '\'')) quote = xml[end];
-      else if (!quote && xml[end] == '<') return *why = "'<' inside a tag at " + std::to_string(end), false;
+      if (quote && xml[end] == quote)
+        quote = 0;
+      else if (!quote && (xml[end] == '"' || xml[end] == '\''))
+        quote = xml[end];
+      else if (!quote && xml[end] == '<')
+        return *why = "'<' inside a tag at " + std::to_string(end), false;
     }
     if (end >= xml.size()) return *why = "unterminated tag", false;
     const std::string tag = xml.substr(at + 1, end - at - 1);
-    const std::string name = tag.substr(tag[0] == '/' ? 1 : 0, tag.find_first_of(" \t\n/", 1) - (tag[0] == '/' ? 1 : 0));
+    const std::string name =
+        tag.substr(tag[0] == '/' ? 1 : 0, tag.find_first_of(" \t\n/", 1) - (tag[0] == '/' ? 1 : 0));
     if (tag[0] == '/') {
       if (open.empty() || open.back() != name) return *why = "</" + name + "> closes nothing open", false;
       open.pop_back();
@@ -175,7 +179,9 @@ void check_svg(const std::string& svg, const std::string& name) {
   const bool balanced = tags_balance(svg, &why);
   INFO(why);
   CHECK(balanced);
-  CHECK(svg.rfind("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\"", 0) == 0);
+  CHECK(
+      svg.rfind("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\"",
+                0) == 0);
   CHECK(svg.size() >= 7);
   CHECK(svg.substr(svg.size() - 7) == "</svg>\n");
   struct stat st;
@@ -183,10 +189,11 @@ void check_svg(const std::string& svg, const std::string& name) {
   const fs::path dir = test::scratch_dir("svg");
   const fs::path file = dir / "figure.svg";
   std::ofstream(file, std::ios::binary) << svg;
-  const std::string cmd = "/usr/bin/python3 -c \"import sys, xml.etree.ElementTree as E; "
-                          "r = E.parse(sys.argv[1]).getroot(); "
-                          "sys.exit(0 if r.tag == '{http://www.w3.org/2000/svg}svg' else 3)\" '" +
-                          file.string() + "' 2>'" + (dir / "err").string() + "'";
+  const std::string cmd =
+      "/usr/bin/python3 -c \"import sys, xml.etree.ElementTree as E; "
+      "r = E.parse(sys.argv[1]).getroot(); "
+      "sys.exit(0 if r.tag == '{http://www.w3.org/2000/svg}svg' else 3)\" '" +
+      file.string() + "' 2>'" + (dir / "err").string() + "'";
   const int status = std::system(cmd.c_str());
   INFO(test::slurp(dir / "err"));
   CHECK(status == 0);
@@ -227,9 +234,9 @@ TEST_CASE("figures: a needle heatmap per method, depth × length, red to green",
   CHECK(maps[1].file_name == "niah_heatmap_sliding_window.svg");
   for (const Figure& f : maps) {
     check_svg(f.svg, f.file_name);
-    CHECK(count(f.svg, "<rect class=\"cell\"") == 9);                 // 3 depths × 3 lengths
-    CHECK(count(f.svg, "class=\"tick-label\"") == 6);                 // 3 lengths + 3 depths
-    CHECK(count(f.svg, "class=\"legend-label\"") == 3);               // 0%, 50%, 100%
+    CHECK(count(f.svg, "<rect class=\"cell\"") == 9);    // 3 depths × 3 lengths
+    CHECK(count(f.svg, "class=\"tick-label\"") == 6);    // 3 lengths + 3 depths
+    CHECK(count(f.svg, "class=\"legend-label\"") == 3);  // 0%, 50%, 100%
     CHECK(count(f.svg, "class=\"axis-title\"") == 2);
     CHECK_THAT(f.svg, Catch::Contains("url(#accuracy-scale)"));
     CHECK_THAT(f.svg, Catch::Contains(">needle depth (%)<") && Catch::Contains(">context length (tokens)<"));
@@ -283,8 +290,7 @@ TEST_CASE("figures: latency and memory against length on log-log axes, one line 
   for (std::size_t i = 1; i < 4; ++i) {
     CHECK(exact[i].first - exact[i - 1].first == Approx(exact[1].first - exact[0].first).margin(0.15));
     CHECK(exact[i].second < exact[i - 1].second);  // larger values are higher up
-    CHECK(exact[i].second - exact[i - 1].second ==
-          Approx(2 * (linear[i].second - linear[i - 1].second)).margin(0.25));
+    CHECK(exact[i].second - exact[i - 1].second == Approx(2 * (linear[i].second - linear[i - 1].second)).margin(0.25));
   }
 }
 
@@ -325,10 +331,18 @@ TEST_CASE("figures: attnbench report --figures DIR writes every figure and the r
   INFO(r.err);
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("| method"));  // the table still goes to stdout
-  const std::vector<std::string> expected{
-      "niah_heatmap_exact.svg", "niah_heatmap_sliding_window.svg", "latency_cab_D64_H8_8_fp32_causal.svg",
-      "latency_cab_D64_H8_8_fp32.svg", "memory_cab_D64_H8_8_fp32_causal.svg", "memory_cab_D64_H8_8_fp32.svg",
-      "ruler.md", "ruler.tex", "ruler.csv", "niah.md", "niah.tex", "niah.csv"};
+  const std::vector<std::string> expected{"niah_heatmap_exact.svg",
+                                          "niah_heatmap_sliding_window.svg",
+                                          "latency_cab_D64_H8_8_fp32_causal.svg",
+                                          "latency_cab_D64_H8_8_fp32.svg",
+                                          "memory_cab_D64_H8_8_fp32_causal.svg",
+                                          "memory_cab_D64_H8_8_fp32.svg",
+                                          "ruler.md",
+                                          "ruler.tex",
+                                          "ruler.csv",
+                                          "niah.md",
+                                          "niah.tex",
+                                          "niah.csv"};
   for (const std::string& name : expected) {
     CHECK(fs::exists(out / name));
     CHECK_THAT(r.err, Catch::Contains("wrote " + (out / name).string() + "\n"));

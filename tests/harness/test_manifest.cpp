@@ -1,10 +1,10 @@
 // Manifest validation (every error names file, JSON path and what was expected) and deterministic expansion.
-#include <catch2/catch.hpp>
+#include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <unistd.h>
 
 #include "attnbench/manifest.hpp"
 
@@ -113,7 +113,8 @@ TEST_CASE("manifest errors name the JSON path and what was expected", "[manifest
     CHECK_THAT(e.expected(), Catch::Contains("true or false"));
   }
   SECTION("choice") {
-    const auto e = error_of(with(R"([{"name": "dense"}])", R"([{"name": "synthetic", "axes": {"dtype": ["fp32", "int8"]}}])"));
+    const auto e =
+        error_of(with(R"([{"name": "dense"}])", R"([{"name": "synthetic", "axes": {"dtype": ["fp32", "int8"]}}])"));
     CHECK(e.json_path() == "$.tasks[0].axes.dtype[1]");
     CHECK_THAT(e.expected(), Catch::Contains("\"bf16\""));
   }
@@ -128,11 +129,13 @@ TEST_CASE("manifest errors name the JSON path and what was expected", "[manifest
     CHECK_THAT(e.expected(), Catch::Contains("twice"));
   }
   SECTION("duplicate task instance") {
-    const auto e = error_of(with(R"([{"name": "dense"}])", R"([{"name": "synthetic"}, {"name": "synthetic", "params": {"seq_len": 1024}}])"));
+    const auto e = error_of(with(R"([{"name": "dense"}])",
+                                 R"([{"name": "synthetic"}, {"name": "synthetic", "params": {"seq_len": 1024}}])"));
     CHECK(e.json_path() == "$.tasks[1]");
   }
   SECTION("axis value repeated") {
-    const auto e = error_of(with(R"([{"name": "dense"}])", R"([{"name": "synthetic", "axes": {"seq_len": [64, 64]}}])"));
+    const auto e =
+        error_of(with(R"([{"name": "dense"}])", R"([{"name": "synthetic", "axes": {"seq_len": [64, 64]}}])"));
     CHECK(e.json_path() == "$.tasks[0].axes.seq_len[1]");
   }
   SECTION("parameter in both params and axes") {
@@ -144,20 +147,24 @@ TEST_CASE("manifest errors name the JSON path and what was expected", "[manifest
     CHECK(e.json_path() == "$.methods[0].axes.block_k");
   }
   SECTION("inconsistent shape across parameters") {
-    const auto e = error_of(with(R"([{"name": "dense"}])", R"([{"name": "synthetic", "params": {"heads": 6, "kv_heads": 4}}])"));
+    const auto e =
+        error_of(with(R"([{"name": "dense"}])", R"([{"name": "synthetic", "params": {"heads": 6, "kv_heads": 4}}])"));
     CHECK(e.json_path() == "$.tasks[0]");
     CHECK_THAT(e.expected(), Catch::Contains("kv_heads (4) must divide heads (6)"));
   }
   SECTION("baseline that is no method label") {
-    const auto e = error_of(R"({"name": "t", "baseline": "cudnn", "methods": [{"name": "dense"}], "tasks": [{"name": "synthetic"}]})");
+    const auto e = error_of(
+        R"({"name": "t", "baseline": "cudnn", "methods": [{"name": "dense"}], "tasks": [{"name": "synthetic"}]})");
     CHECK(e.json_path() == "$.baseline");
   }
   SECTION("unknown top-level key") {
-    const auto e = error_of(R"({"name": "t", "method": [], "methods": [{"name": "dense"}], "tasks": [{"name": "synthetic"}]})");
+    const auto e =
+        error_of(R"({"name": "t", "method": [], "methods": [{"name": "dense"}], "tasks": [{"name": "synthetic"}]})");
     CHECK(e.json_path() == "$.method");
   }
   SECTION("timing out of range") {
-    const auto e = error_of(R"({"name": "t", "timing": {"max_noise": 0}, "methods": [{"name": "dense"}], "tasks": [{"name": "synthetic"}]})");
+    const auto e = error_of(
+        R"({"name": "t", "timing": {"max_noise": 0}, "methods": [{"name": "dense"}], "tasks": [{"name": "synthetic"}]})");
     CHECK(e.json_path() == "$.timing.max_noise");
   }
   SECTION("missing name and empty lists") {
@@ -181,7 +188,8 @@ TEST_CASE("a suite of suites includes other manifests by path, checked when it l
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "a.json") << kGood;
   std::ofstream(dir / "b.json") << R"({"name": "b", "methods": [{"name": "flash"}], "tasks": [{"name": "synthetic"}]})";
-  std::ofstream(dir / "bad.json") << R"({"name": "bad", "methods": [{"name": "nope"}], "tasks": [{"name": "synthetic"}]})";
+  std::ofstream(dir / "bad.json")
+      << R"({"name": "bad", "methods": [{"name": "nope"}], "tasks": [{"name": "synthetic"}]})";
   std::ofstream(dir / "nested.json") << R"({"name": "nested", "include": ["b.json"]})";
   auto load = [&](const std::string& text) {
     std::ofstream(dir / "top.json") << text;
@@ -199,12 +207,14 @@ TEST_CASE("a suite of suites includes other manifests by path, checked when it l
     }
     return std::string("accepted");
   };
-  CHECK_THAT(error_at(R"({"name": "all", "include": ["a.json", "missing.json"]})"), Catch::StartsWith("$.include[1]: a valid manifest"));
+  CHECK_THAT(error_at(R"({"name": "all", "include": ["a.json", "missing.json"]})"),
+             Catch::StartsWith("$.include[1]: a valid manifest"));
   CHECK_THAT(error_at(R"({"name": "all", "include": ["bad.json"]})"),
              Catch::StartsWith("$.include[0]") && Catch::Contains("$.methods[0].name"));
   CHECK_THAT(error_at(R"({"name": "all", "include": ["nested.json"]})"), Catch::Contains("includes others itself"));
   CHECK_THAT(error_at(R"({"name": "all", "include": ["b.json", "b.json"]})"), Catch::Contains("appears twice"));
-  CHECK_THAT(error_at(R"({"name": "all", "include": ["b.json"], "methods": [{"name": "flash"}]})"), Catch::StartsWith("$.methods"));
+  CHECK_THAT(error_at(R"({"name": "all", "include": ["b.json"], "methods": [{"name": "flash"}]})"),
+             Catch::StartsWith("$.methods"));
   CHECK_THAT(error_at(R"({"name": "all", "include": []})"), Catch::StartsWith("$.include: expected a non-empty array"));
   std::filesystem::remove_all(dir);
 }
@@ -212,7 +222,8 @@ TEST_CASE("a suite of suites includes other manifests by path, checked when it l
 TEST_CASE("\"scale\" multiplies the named integer task parameters before validation", "[manifest]") {
   const Manifest m = parse_manifest(R"({"name": "s", "scale": {"seq_len": 4, "kv_len": 2},
     "methods": [{"name": "flash"}],
-    "tasks": [{"name": "synthetic", "params": {"kv_len": 100}, "axes": {"seq_len": [10, 20]}}]})", "s.json");
+    "tasks": [{"name": "synthetic", "params": {"kv_len": 100}, "axes": {"seq_len": [10, 20]}}]})",
+                                    "s.json");
   const auto cells = expand(m);
   REQUIRE(cells.size() == 2);
   CHECK(cells[0].task_params.integer("seq_len") == 40);
@@ -222,11 +233,14 @@ TEST_CASE("\"scale\" multiplies the named integer task parameters before validat
   // Scaling past a parameter's range is refused where the value stands.
   try {
     parse_manifest(R"({"name": "s", "scale": {"seq_len": 1000000},
-      "methods": [{"name": "flash"}], "tasks": [{"name": "synthetic", "axes": {"seq_len": [1024]}}]})", "s.json");
+      "methods": [{"name": "flash"}], "tasks": [{"name": "synthetic", "axes": {"seq_len": [1024]}}]})",
+                   "s.json");
     FAIL("accepted");
   } catch (const ManifestError& e) {
     CHECK(e.json_path() == "$.tasks[0].axes.seq_len[0]");
   }
   CHECK_THROWS_AS(parse_manifest(R"({"name": "s", "scale": {"seq_len": -1}, "methods": [{"name": "flash"}],
-    "tasks": [{"name": "synthetic"}]})", "s.json"), ManifestError);
+    "tasks": [{"name": "synthetic"}]})",
+                                 "s.json"),
+                  ManifestError);
 }

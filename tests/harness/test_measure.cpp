@@ -1,6 +1,5 @@
 // The timing policy: warm-up count, minimum samples, noise stop, time cap, timeout, statistics.
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -45,7 +44,8 @@ TEST_CASE("sampling stops at the time cap when the noise target is out of reach"
   p.max_time_s = 0.05;
   int i = 0;
   // Alternating 1 ms and 3 ms: the median's error never gets near 1e-6.
-  const Measurement m = measure([&] { std::this_thread::sleep_for(std::chrono::milliseconds(++i % 2 ? 1 : 3)); }, p, nullptr);
+  const Measurement m =
+      measure([&] { std::this_thread::sleep_for(std::chrono::milliseconds(++i % 2 ? 1 : 3)); }, p, nullptr);
   CHECK(m.stats.stop_reason == "time");
   CHECK_FALSE(m.stats.converged);
   CHECK(m.samples.size() >= 3);

@@ -1,5 +1,6 @@
 // The report: each format against checked-in expected files, determinism, pivots, metric errors, the best in
 // bold, the latency spread, and the retrieval tables.
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -10,8 +11,6 @@
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "attnbench/report.hpp"
 
@@ -85,7 +84,8 @@ ResultsFile smoke_run() {
   flash_x.metrics = {{"rel_l2", 9.9e-8}, {"max_abs", 1e-6}};
   CellRecord sparse_x = cell(6, "sparse", R"({"top_k":32})", "lra", 1, 4096, 0.5);
   sparse_x.status = "failed";
-  sparse_x.reason = "timeout:\nruns took 130 s in all, over the policy's timeout_s of 120 s (raise \"timeout_s\", 50% more)";
+  sparse_x.reason =
+      "timeout:\nruns took 130 s in all, over the policy's timeout_s of 120 s (raise \"timeout_s\", 50% more)";
 
   CellRecord needle_exact = cell(7, "exact", "{}", "needle", 2048, 2048, 0.04);
   needle_exact.metrics = {{"accuracy", 1.0}};
@@ -182,7 +182,8 @@ TEST_CASE("report: an unknown metric names the ones there are", "[report]") {
     FAIL("no exception");
   } catch (const std::invalid_argument& e) {
     CHECK(std::string(e.what()) ==
-          "no cell has metric 'teraflops' (available: latency_ms, gflops, tflops, bytes_mb, gbps, peak_mb, flop_reduction, efficiency_length, speedup, rel_l2, max_abs, accuracy)");
+          "no cell has metric 'teraflops' (available: latency_ms, gflops, tflops, bytes_mb, gbps, peak_mb, "
+          "flop_reduction, efficiency_length, speedup, rel_l2, max_abs, accuracy)");
   }
 }
 
@@ -304,7 +305,7 @@ TEST_CASE("report: a pivot in LaTeX bolds the best of each column", "[report]") 
   REQUIRE(flash64.size() == 4);
   CHECK(flash64[1] == "\\textbf{4.568}");  // L1024: 4.568 < 5.1 < 12.35
   CHECK(flash64[2] == "\\textbf{0.2}");    // L1×4096: 0.2 < 0.25
-  CHECK(exact[3] == "40");                  // needle: 20 (flash block_k=128) wins
+  CHECK(exact[3] == "40");                 // needle: 20 (flash block_k=128) wins
   CHECK_THAT(tex, Catch::Contains("\\textbf{20}"));
   // Accuracy: higher is better.
   const std::string acc = render({smoke_run()}, ReportFormat::latex, "accuracy");
@@ -375,8 +376,9 @@ TEST_CASE("report: the RULER table averages variants per length, then lengths", 
       {"window", {{0.9, 0.6, 0.3}, {0.5, 0.2, 0.2}}},
   });
   const std::string csv = render({r}, ReportFormat::csv, "ruler");
-  CHECK(csv.rfind("method,L4096,L4096_ci_low,L4096_ci_high,L8192,L8192_ci_low,L8192_ci_high,avg,avg_ci_low,avg_ci_high\n",
-                  0) == 0);
+  CHECK(
+      csv.rfind("method,L4096,L4096_ci_low,L4096_ci_high,L8192,L8192_ci_low,L8192_ci_high,avg,avg_ci_low,avg_ci_high\n",
+                0) == 0);
   const auto window = csv_line(csv, "window");
   REQUIRE(window.size() == 10);
   CHECK(std::stod(window[1]) == Approx(60));  // (90 + 60 + 30) / 3
@@ -479,8 +481,8 @@ TEST_CASE("report: TFLOP/s, minimum bytes and bandwidth pivots follow their form
   r.manifest_name = "bw";
   r.manifest_text = R"({"name": "bw"})";
   CellRecord c = cell(0, "flash", "{}", "synthetic", 1024, 1024, 0.5);
-  c.flops = 2e12;   // 2 TFLOP in 0.5 s: 4 TFLOP/s
-  c.bytes = 3e9;    // 3 GB in 0.5 s: 6 GB/s
+  c.flops = 2e12;  // 2 TFLOP in 0.5 s: 4 TFLOP/s
+  c.bytes = 3e9;   // 3 GB in 0.5 s: 6 GB/s
   r.cells = {c};
   CHECK_THAT(render({r}, ReportFormat::csv, "tflops"), Catch::Contains("flash,4\n"));
   CHECK_THAT(render({r}, ReportFormat::csv, "bytes_mb"), Catch::Contains("flash,3000\n"));

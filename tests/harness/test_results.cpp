@@ -1,9 +1,9 @@
 // Result files: exact round trip, atomic rewrite, clear errors for files that are not ours, pandas access.
 #include <H5Cpp.h>
-
 #include <unistd.h>
 
 #include <bit>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -11,8 +11,6 @@
 #include <limits>
 #include <sstream>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "attnbench/results.hpp"
 
@@ -304,7 +302,7 @@ TEST_CASE("results: the Python snippet in results/README.md reads a written file
   REQUIRE(rc == 0);
   CHECK_THAT(output, Catch::Contains("attnbench-results/1 smoke 6"));
   CHECK_THAT(output, Catch::Contains("exact") && Catch::Contains("linformer") && Catch::Contains("unsupported"));
-  CHECK_THAT(output, Catch::Contains("0.01230"));    // exact's median_s
+  CHECK_THAT(output, Catch::Contains("0.01230"));  // exact's median_s
   CHECK_THAT(output, Catch::Contains("rel_l2") && Catch::Contains("accuracy"));
   CHECK_THAT(output, Catch::Contains("1.234568e-07"));  // flash's rel_l2 in pandas' float format
 }

@@ -1,6 +1,5 @@
 // The runner: faults become failed records and the run goes on; resume keeps finished cells; the oracle scores.
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -31,7 +30,11 @@ struct FaultPlan : Plan {
 };
 struct FaultMethod : Method {
   MethodInfo info() const override {
-    return {"test_fault", Family::exact, "misbehaves as its mode says", "", {ParamSpec::choice("mode", "throw", {"throw", "nan", "slow", "lazy", "zeros"}, "")}};
+    return {"test_fault",
+            Family::exact,
+            "misbehaves as its mode says",
+            "",
+            {ParamSpec::choice("mode", "throw", {"throw", "nan", "slow", "lazy", "zeros"}, "")}};
   }
   std::unique_ptr<Plan> plan(const Problem&, const Params& p, const Device&) const override {
     return std::make_unique<FaultPlan>(p.string("mode"));

@@ -2,9 +2,8 @@
 // against the element-wise definition, and a method run against the float64 reference on the same
 // composed mask.
 #pragma once
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -77,7 +76,8 @@ inline double counted_density(const Mask& m) {
 // Runs method `name` and the float64 reference on the problem with the SAME composed mask (the
 // problem's mask intersected with the pattern), on fresh Gaussian inputs; returns the relative L2 error.
 // Rows the composed mask leaves empty must be exact zeros in the method's output too.
-inline double error_against_reference(const std::string& name, const Problem& p, const json& given, std::uint64_t seed) {
+inline double error_against_reference(const std::string& name, const Problem& p, const json& given,
+                                      std::uint64_t seed) {
   const Method& m = method_named(name);
   const Params params = complete_params(m.info().params, given);
   Problem composed = p;

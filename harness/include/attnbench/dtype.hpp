@@ -12,9 +12,12 @@ enum class Dtype { f32, bf16, f64 };
 
 inline std::string_view to_string(Dtype d) {
   switch (d) {
-    case Dtype::f32: return "fp32";
-    case Dtype::bf16: return "bf16";
-    case Dtype::f64: return "fp64";
+    case Dtype::f32:
+      return "fp32";
+    case Dtype::bf16:
+      return "bf16";
+    case Dtype::f64:
+      return "fp64";
   }
   return "?";
 }
@@ -28,9 +31,12 @@ inline Dtype parse_dtype(std::string_view s) {
 
 inline std::size_t dtype_size(Dtype d) {
   switch (d) {
-    case Dtype::f32: return 4;
-    case Dtype::bf16: return 2;
-    case Dtype::f64: return 8;
+    case Dtype::f32:
+      return 4;
+    case Dtype::bf16:
+      return 2;
+    case Dtype::f64:
+      return 8;
   }
   return 0;
 }

@@ -10,7 +10,7 @@ namespace attnbench {
 struct Figure {
   std::string file_name;  // sanitized, unique among the figures of one call: "niah_heatmap_flash.svg"
   std::string title;
-  std::string svg;        // a complete SVG 1.1 document
+  std::string svg;  // a complete SVG 1.1 document
 };
 
 // One needle heatmap per method (cells of task `niah`: depth × length, accuracy red→yellow→green).

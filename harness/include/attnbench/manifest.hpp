@@ -22,13 +22,13 @@ class ManifestError : public std::runtime_error {
 };
 
 struct TimingPolicy {
-  int warmup = 2;              // untimed runs before the first sample
-  int min_samples = 5;         // never fewer timed samples than this
-  int max_samples = 1000;      // never more
-  double max_noise = 0.02;     // stop once the relative standard error of the median is below this
-  double max_time_s = 2.0;     // ...or once this much time was spent sampling
-  bool cold_cache = false;     // flush the last-level cache before every timed sample
-  double timeout_s = 120.0;    // a cell whose runs take longer than this in all is failed ("timeout")
+  int warmup = 2;            // untimed runs before the first sample
+  int min_samples = 5;       // never fewer timed samples than this
+  int max_samples = 1000;    // never more
+  double max_noise = 0.02;   // stop once the relative standard error of the median is below this
+  double max_time_s = 2.0;   // ...or once this much time was spent sampling
+  bool cold_cache = false;   // flush the last-level cache before every timed sample
+  double timeout_s = 120.0;  // a cell whose runs take longer than this in all is failed ("timeout")
 };
 
 struct MethodEntry {

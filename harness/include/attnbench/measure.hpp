@@ -13,9 +13,9 @@ struct TimingStats {
   std::int64_t warmup = 0;
   std::int64_t samples = 0;
   double median_s = 0, mean_s = 0, min_s = 0, max_s = 0, stddev_s = 0;
-  double rse = 0;                // relative standard error of the median (see median_rse)
-  bool converged = false;        // rse <= max_noise when sampling stopped
-  std::string stop_reason;       // "noise", "time", "max_samples" or "timeout"
+  double rse = 0;           // relative standard error of the median (see median_rse)
+  bool converged = false;   // rse <= max_noise when sampling stopped
+  std::string stop_reason;  // "noise", "time", "max_samples" or "timeout"
 };
 
 // Relative standard error of the median of `s`: 1.2533 · 1.4826 · MAD / (√n · median). The MAD-based

@@ -1,11 +1,10 @@
 // Declared parameters of methods, tasks and masks: type, default, range, one-line doc; and their values.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace attnbench {
 

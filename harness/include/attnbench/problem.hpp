@@ -24,7 +24,7 @@ struct Problem {
   std::int64_t value_dim = 64;
   double scale = 0.125;  // softmax scale, 1/sqrt(head_dim) unless a task says otherwise
   Dtype dtype = Dtype::f32;
-  bool cross = false;  // keys come from another sequence than the queries
+  bool cross = false;                // keys come from another sequence than the queries
   std::shared_ptr<const Mask> mask;  // never null once a task has built the problem
 
   bool causal() const { return mask && mask->is_causal(); }

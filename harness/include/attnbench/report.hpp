@@ -44,7 +44,8 @@ std::int64_t cell_length(const CellRecord& c);
 std::string length_text(std::int64_t n);
 // Colliding headers get " name=value" for the parameters (JSON objects in key_params[i].second) whose
 // values differ among the columns they collide with.
-void disambiguate(std::vector<std::string>& headers, const std::vector<std::pair<std::string, std::string>>& key_params);
+void disambiguate(std::vector<std::string>& headers,
+                  const std::vector<std::pair<std::string, std::string>>& key_params);
 
 }  // namespace report_detail
 

@@ -21,8 +21,8 @@ struct CellRecord {
   std::string family;
   std::string method_params;  // JSON object text
   std::string task;
-  std::string task_kind;      // "efficiency" or "retrieval"
-  std::string task_params;    // JSON object text
+  std::string task_kind;    // "efficiency" or "retrieval"
+  std::string task_params;  // JSON object text
   std::uint64_t seed = 0;
   std::string status;  // "ok", "failed" or "unsupported"
   std::string reason;  // why, for failed and unsupported
@@ -47,7 +47,7 @@ struct ResultsFile {
   std::string manifest_text;
   std::string manifest_name;
   std::string manifest_path;
-  std::string environment;  // JSON object text (see harness/environment.hpp)
+  std::string environment;          // JSON object text (see harness/environment.hpp)
   std::int64_t expected_cells = 0;  // how many cells the manifest expands to
   std::vector<CellRecord> cells;
 };

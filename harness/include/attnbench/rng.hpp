@@ -25,8 +25,8 @@ class Rng {
  public:
   explicit Rng(std::uint64_t seed);
   std::uint64_t next();
-  double uniform();  // [0, 1)
-  double normal();   // N(0, 1)
+  double uniform();                      // [0, 1)
+  double normal();                       // N(0, 1)
   std::uint64_t below(std::uint64_t n);  // uniform in [0, n)
 
  private:

@@ -14,8 +14,8 @@ struct RunOptions {
   std::string output;  // result file
   bool resume = false;
   Device device;
-  std::string device_note;  // what --device auto decided, recorded in the environment
-  int threads = 0;          // 0: OpenMP's default
+  std::string device_note;           // what --device auto decided, recorded in the environment
+  int threads = 0;                   // 0: OpenMP's default
   std::ostream* progress = nullptr;  // per-cell progress lines (stderr in the CLI)
   bool progress_tty = false;         // rewrite one line in place instead of a line per cell
 };

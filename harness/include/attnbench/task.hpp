@@ -17,7 +17,7 @@ enum class TaskKind { efficiency, retrieval };
 
 struct MetricSpec {
   std::string name;
-  std::string unit;          // "" for dimensionless
+  std::string unit;  // "" for dimensionless
   bool higher_is_better = false;
   std::string doc;
 };

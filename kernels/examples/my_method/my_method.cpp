@@ -3,9 +3,8 @@
 // Build it with the installed CMake package (see CMakeLists.txt beside this file), then
 //   attnbench list methods --plugin ./libmy_method.so
 //   attnbench run suite.json --plugin ./libmy_method.so
-#include <attnbench/method.hpp>
-
 #include <algorithm>
+#include <attnbench/method.hpp>
 #include <cmath>
 #include <vector>
 

@@ -2,9 +2,8 @@
 // bound), written from the papers in plain loops, for the tests of topk, moba, quest and landmark_block;
 // and the checks those tests (and memeff's and decode_splitk's) share.
 #pragma once
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -34,17 +33,20 @@ class NarrowWindowMask final : public Mask {
 // An oracle output, with the rows whose selection is a near-tie (scores of the last kept and the first
 // dropped candidate closer than the fp32 kernels can resolve): those rows may legitimately differ.
 struct OracleResult {
-  std::vector<double> out;       // [batch][heads][q_len][value_dim]
-  std::vector<bool> ambiguous;   // [batch][heads][q_len]
+  std::vector<double> out;      // [batch][heads][q_len][value_dim]
+  std::vector<bool> ambiguous;  // [batch][heads][q_len]
 };
 
-inline double q_elem(const Problem& p, const Inputs& in, std::int64_t b, std::int64_t h, std::int64_t q, std::int64_t d) {
+inline double q_elem(const Problem& p, const Inputs& in, std::int64_t b, std::int64_t h, std::int64_t q,
+                     std::int64_t d) {
   return in.q.get(((b * p.heads + h) * p.q_len + q) * p.head_dim + d);
 }
-inline double k_elem(const Problem& p, const Inputs& in, std::int64_t b, std::int64_t kvh, std::int64_t k, std::int64_t d) {
+inline double k_elem(const Problem& p, const Inputs& in, std::int64_t b, std::int64_t kvh, std::int64_t k,
+                     std::int64_t d) {
   return in.k.get(((b * p.kv_heads + kvh) * p.kv_len + k) * p.head_dim + d);
 }
-inline double v_elem(const Problem& p, const Inputs& in, std::int64_t b, std::int64_t kvh, std::int64_t k, std::int64_t c) {
+inline double v_elem(const Problem& p, const Inputs& in, std::int64_t b, std::int64_t kvh, std::int64_t k,
+                     std::int64_t c) {
   return in.v.get(((b * p.kv_heads + kvh) * p.kv_len + k) * p.value_dim + c);
 }
 
@@ -110,8 +112,8 @@ struct BlockRule {
   std::int64_t block = 16;
   std::int64_t topk = 2;
   BlockScore score = BlockScore::mean_key;
-  bool own_in_budget = false;       // MoBA: the own block is one of the topk
-  bool own_without_causal = true;   // without a causal mask, the block at the query's position is forced
+  bool own_in_budget = false;      // MoBA: the own block is one of the topk
+  bool own_without_causal = true;  // without a causal mask, the block at the query's position is forced
 };
 
 // Block selection: blocks of `block` keys, scored per query by q·mean(keys) or by Quest's bound
@@ -152,7 +154,8 @@ inline OracleResult block_oracle(const Problem& p, const Inputs& in, const Block
         }
         std::sort(scored.begin(), scored.end());
         const std::int64_t budget = rule.topk - (rule.own_in_budget && own >= 0 ? 1 : 0);
-        const std::size_t kept = std::min<std::size_t>(static_cast<std::size_t>(std::max<std::int64_t>(budget, 0)), scored.size());
+        const std::size_t kept =
+            std::min<std::size_t>(static_cast<std::size_t>(std::max<std::int64_t>(budget, 0)), scored.size());
         std::vector<double> desc;
         for (const auto& s : scored) desc.push_back(-s.first);
         r.ambiguous[static_cast<std::size_t>((b * p.heads + h) * p.q_len + q)] = near_tie(desc, kept);

@@ -20,7 +20,8 @@ inline std::vector<double> row_of(const Tensor& t, std::int64_t row, std::int64_
 }
 
 // sim(q, k, tq, tk): the method's similarity of query row q at absolute position tq and key row k at tk.
-using Similarity = std::function<double(const std::vector<double>&, const std::vector<double>&, std::int64_t, std::int64_t)>;
+using Similarity =
+    std::function<double(const std::vector<double>&, const std::vector<double>&, std::int64_t, std::int64_t)>;
 
 // out[b, h, i] = Σ_j sim(q_i, k_j) v_j over the keys query i sees (all; or tk <= tq under a causal mask,
 // with tq = i + kv_len − q_len), divided by Σ_j sim(q_i, k_j) when `normalise`; a row is zero when it

@@ -1,9 +1,8 @@
 // Tests of the cosformer method: equal in float64 to its quadratic form
 // out_i = Σ_j relu(q_i)·relu(k_j) cos(π/2·(t_i − j)/M) v_j / Σ_j (same), M = max(q_len, kv_len), causal
 // and not, over shapes, head layouts and cross attention; and its refusals.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <numbers>
 #include <string>

@@ -2,7 +2,6 @@
 // splits (1, 2, 3, 7, kv_len, auto), GQA, causal with several queries, a 128K-key cache; FLOPs,
 // parameters and refusals.
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -17,12 +16,12 @@ namespace {
 
 const std::vector<Shape>& shapes() {
   static const std::vector<Shape> all = {
-      {1, 1, 1, 1, 1, 64, 64},        // a single query and key
-      {2, 8, 2, 1, 100, 64, 64},      // one token, GQA group of 4, batch 2
-      {1, 4, 1, 4, 257, 32, 48},      // MQA, 4 queries, value dim differs
-      {1, 6, 3, 16, 300, 72, 72},     // max_queries queries
-      {1, 2, 2, 7, 7, 40, 40},        // as many queries as keys
-      {1, 2, 1, 12, 5, 16, 16},       // Lq > Lk: under causal the first 7 rows see nothing
+      {1, 1, 1, 1, 1, 64, 64},     // a single query and key
+      {2, 8, 2, 1, 100, 64, 64},   // one token, GQA group of 4, batch 2
+      {1, 4, 1, 4, 257, 32, 48},   // MQA, 4 queries, value dim differs
+      {1, 6, 3, 16, 300, 72, 72},  // max_queries queries
+      {1, 2, 2, 7, 7, 40, 40},     // as many queries as keys
+      {1, 2, 1, 12, 5, 16, 16},    // Lq > Lk: under causal the first 7 rows see nothing
   };
   return all;
 }
@@ -37,7 +36,8 @@ TEST_CASE("decode_splitk equals the reference for any number of splits", "[decod
     const Problem p = testing::make_problem(s, mask, dtype);
     const Inputs in = datasets::gaussian_inputs(p, seed++);
     const Tensor ref = testing::run_method("reference", p, in);
-    for (const std::int64_t splits : {std::int64_t{0}, std::int64_t{1}, std::int64_t{2}, std::int64_t{3}, std::int64_t{7}, s.kv_len}) {
+    for (const std::int64_t splits :
+         {std::int64_t{0}, std::int64_t{1}, std::int64_t{2}, std::int64_t{3}, std::int64_t{7}, s.kv_len}) {
       if (splits > s.kv_len) continue;
       INFO(p.describe() << " splits " << splits);
       testing::check_matches_reference(testing::run_method("decode_splitk", p, in, {{"splits", splits}}), ref, dtype);

@@ -1,7 +1,6 @@
 // Tests of the flash method and its tiled core: against the float64 reference over shapes, masks,
 // head layouts and tile sizes, and its memory staying flat as the sequence grows.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <string>
 #include <vector>

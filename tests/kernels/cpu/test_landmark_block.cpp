@@ -2,7 +2,6 @@
 // float64 definition (mean key as the block's landmark, topk retrieved blocks plus the local block);
 // zero rows; FLOPs; parameters and refusals.
 #include <catch2/catch.hpp>
-
 #include <string>
 
 #include "datasets/generators.hpp"
@@ -14,8 +13,12 @@ using namespace attnbench;
 namespace {
 
 const testing::BlockMethodUnderTest& method() {
-  static const testing::BlockMethodUnderTest m{"landmark_block", "block", "topk", testing::BlockScore::mean_key,
-                                                /*own_in_budget=*/false, /*own_without_causal=*/true};
+  static const testing::BlockMethodUnderTest m{"landmark_block",
+                                               "block",
+                                               "topk",
+                                               testing::BlockScore::mean_key,
+                                               /*own_in_budget=*/false,
+                                               /*own_without_causal=*/true};
   return m;
 }
 

@@ -2,7 +2,6 @@
 // the causal quadratic form out_t = scale·Σ_{s≤t} λ^(t−s)(q_t·k_s) v_s in float64 (identity feature map,
 // no normalisation, as the paper), with and without decay; and its refusals.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <string>
 #include <vector>

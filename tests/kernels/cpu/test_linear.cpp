@@ -1,7 +1,6 @@
 // Tests of the linear method (elu+1 linear attention): equal to its own quadratic form in float64, causal
 // and not, over shapes, head layouts and cross attention; its refusals; memory flat in the length.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <string>
 #include <vector>
@@ -27,12 +26,12 @@ double elu_similarity(const std::vector<double>& q, const std::vector<double>& k
 
 const std::vector<Shape>& shapes() {
   static const std::vector<Shape> all = {
-      {1, 1, 1, 1, 1, 64, 64},       // a single query and key
-      {2, 2, 2, 7, 7, 40, 40},       // odd length, batch 2
-      {1, 8, 2, 100, 100, 64, 64},   // GQA
-      {1, 4, 1, 257, 257, 32, 48},   // MQA, value dim differs from head dim
-      {1, 2, 2, 37, 100, 72, 72},    // cross attention, Lq < Lk
-      {1, 2, 1, 100, 37, 64, 40},    // Lq > Lk: under causal the first 63 rows see nothing
+      {1, 1, 1, 1, 1, 64, 64},      // a single query and key
+      {2, 2, 2, 7, 7, 40, 40},      // odd length, batch 2
+      {1, 8, 2, 100, 100, 64, 64},  // GQA
+      {1, 4, 1, 257, 257, 32, 48},  // MQA, value dim differs from head dim
+      {1, 2, 2, 37, 100, 72, 72},   // cross attention, Lq < Lk
+      {1, 2, 1, 100, 37, 64, 40},   // Lq > Lk: under causal the first 63 rows see nothing
       {2, 3, 3, 65, 129, 16, 24},
   };
   return all;

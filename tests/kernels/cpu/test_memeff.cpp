@@ -1,10 +1,9 @@
 // Tests of the memeff method (Rabe & Staats chunking): against the float64 reference over shapes, masks,
 // head layouts and chunk sizes; its measured memory bounded by the chunk sizes (and growing like
 // √kv_len in sqrt mode); FLOPs, parameters and refusals.
-#include <catch2/catch.hpp>
-
 #include <omp.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -26,14 +25,14 @@ struct Case {
 
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
-      {{1, 1, 1, 1, 1, 64, 64}, 1024, 4096},      // a single query and key, the paper's chunks
-      {{2, 2, 2, 7, 7, 40, 40}, 1, 1},            // one query and one key per chunk
-      {{1, 8, 2, 100, 100, 64, 64}, 16, 48},      // GQA, chunks that do not divide L
-      {{1, 4, 1, 257, 257, 128, 128}, 64, 100},   // MQA, head dim 128, ragged last chunks
-      {{1, 2, 2, 37, 100, 72, 72}, 32, 16},       // cross attention, Lq < Lk
-      {{1, 2, 1, 100, 37, 64, 40}, 24, 7},        // Lq > Lk: under causal the first 63 rows see nothing
-      {{2, 3, 3, 65, 129, 96, 48}, 1024, 4096},   // chunks larger than the problem
-      {{1, 2, 2, 300, 300, 64, 64}, 128, 256},    // several chunks of each kind
+      {{1, 1, 1, 1, 1, 64, 64}, 1024, 4096},     // a single query and key, the paper's chunks
+      {{2, 2, 2, 7, 7, 40, 40}, 1, 1},           // one query and one key per chunk
+      {{1, 8, 2, 100, 100, 64, 64}, 16, 48},     // GQA, chunks that do not divide L
+      {{1, 4, 1, 257, 257, 128, 128}, 64, 100},  // MQA, head dim 128, ragged last chunks
+      {{1, 2, 2, 37, 100, 72, 72}, 32, 16},      // cross attention, Lq < Lk
+      {{1, 2, 1, 100, 37, 64, 40}, 24, 7},       // Lq > Lk: under causal the first 63 rows see nothing
+      {{2, 3, 3, 65, 129, 96, 48}, 1024, 4096},  // chunks larger than the problem
+      {{1, 2, 2, 300, 300, 64, 64}, 128, 256},   // several chunks of each kind
   };
   return all;
 }
@@ -71,7 +70,8 @@ TEST_CASE("memeff matches the float64 reference", "[memeff][methods]") {
     INFO(p.describe() << " chunks " << c.query_chunk << "x" << c.key_chunk);
     const Inputs in = datasets::gaussian_inputs(p, seed++);
     const Tensor ref = testing::run_method("reference", p, in);
-    const Tensor out = testing::run_method("memeff", p, in, {{"query_chunk", c.query_chunk}, {"key_chunk", c.key_chunk}});
+    const Tensor out =
+        testing::run_method("memeff", p, in, {{"query_chunk", c.query_chunk}, {"key_chunk", c.key_chunk}});
     REQUIRE(out.dtype() == dtype);
     testing::check_matches_reference(out, ref, dtype);
   }

@@ -1,7 +1,6 @@
 // Tests of the moba method: exact attention when every block is chosen; otherwise the float64 MoBA
 // definition (mean-key gate, own block counted in topk); zero rows; FLOPs; parameters and refusals.
 #include <catch2/catch.hpp>
-
 #include <string>
 
 #include "datasets/generators.hpp"
@@ -13,8 +12,12 @@ using namespace attnbench;
 namespace {
 
 const testing::BlockMethodUnderTest& method() {
-  static const testing::BlockMethodUnderTest m{"moba", "block", "topk", testing::BlockScore::mean_key,
-                                                /*own_in_budget=*/true, /*own_without_causal=*/true};
+  static const testing::BlockMethodUnderTest m{"moba",
+                                               "block",
+                                               "topk",
+                                               testing::BlockScore::mean_key,
+                                               /*own_in_budget=*/true,
+                                               /*own_without_causal=*/true};
   return m;
 }
 

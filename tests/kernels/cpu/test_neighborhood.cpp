@@ -7,14 +7,17 @@ using namespace attnbench::testing;
 
 TEST_CASE("neighborhood matches the reference on the composed mask", "[neighborhood][methods][sparse]") {
   // NATTEN's pattern is non-causal; a causal problem is refused (tested below).
-  check_method_cases("neighborhood", {
-      {{1, 1, 1, 1, 1, 64, 64}, {{"window", 1}}},
-      {{2, 2, 2, 7, 7, 40, 40}, {{"window", 3}}},
-      {{1, 8, 2, 100, 100, 64, 64}, {{"window", 15}, {"dilation", 2}}},
-      {{1, 2, 1, 37, 300, 64, 48}, {{"window", 21}, {"dilation", 7}}},
-      {{1, 2, 2, 257, 257, 96, 96}, {{"window", 127}}},
-      {{1, 2, 2, 257, 257, 64, 64}, {{"window", 5}, {"dilation", 51}}},  // window·dilation = 255 of 257
-  }, {"full"});
+  check_method_cases(
+      "neighborhood",
+      {
+          {{1, 1, 1, 1, 1, 64, 64}, {{"window", 1}}},
+          {{2, 2, 2, 7, 7, 40, 40}, {{"window", 3}}},
+          {{1, 8, 2, 100, 100, 64, 64}, {{"window", 15}, {"dilation", 2}}},
+          {{1, 2, 1, 37, 300, 64, 48}, {{"window", 21}, {"dilation", 7}}},
+          {{1, 2, 2, 257, 257, 96, 96}, {{"window", 127}}},
+          {{1, 2, 2, 257, 257, 64, 64}, {{"window", 5}, {"dilation", 51}}},  // window·dilation = 255 of 257
+      },
+      {"full"});
 }
 
 TEST_CASE("neighborhood declares its parameters and refuses what it cannot do", "[neighborhood][methods][sparse]") {

@@ -1,9 +1,8 @@
 // Tests of the nystrom method (Nyströmformer): equal to its own float64 form F·A⁻¹·(B·V) with an exact
 // inverse once the pseudo-inverse iteration has converged; exact softmax attention when every token is a
 // landmark; error against exact attention falling as landmarks grow; its refusals.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -93,9 +92,10 @@ Tensor nystrom_form(const Problem& p, const Inputs& in, std::int64_t m) {
       const std::int64_t q0 = (b * p.heads + h) * p.q_len, k0 = (b * p.kv_heads + p.kv_head_of(h)) * p.kv_len;
       const Matrix q = rows(in.q, q0, p.q_len, p.head_dim), k = rows(in.k, k0, p.kv_len, p.head_dim);
       const Matrix v = rows(in.v, k0, p.kv_len, p.value_dim);
-      const Matrix qm = segment_means(in.q, q0, p.q_len, p.head_dim, m), km = segment_means(in.k, k0, p.kv_len, p.head_dim, m);
-      const Matrix o = multiply(softmax_scores(q, km, p.scale),
-                                multiply(inverse(softmax_scores(qm, km, p.scale)), multiply(softmax_scores(qm, k, p.scale), v)));
+      const Matrix qm = segment_means(in.q, q0, p.q_len, p.head_dim, m),
+                   km = segment_means(in.k, k0, p.kv_len, p.head_dim, m);
+      const Matrix o = multiply(softmax_scores(q, km, p.scale), multiply(inverse(softmax_scores(qm, km, p.scale)),
+                                                                         multiply(softmax_scores(qm, k, p.scale), v)));
       for (std::int64_t i = 0; i < p.q_len; ++i)
         for (std::int64_t c = 0; c < p.value_dim; ++c) out.set((q0 + i) * p.value_dim + c, o[i][c]);
     }
@@ -110,11 +110,11 @@ TEST_CASE("nystrom equals its float64 form with an exact inverse once the iterat
     std::int64_t landmarks;
   };
   const std::vector<Case> cases = {
-      {{1, 1, 1, 1, 1, 16, 16}, 1},        // a single token
-      {{2, 2, 2, 50, 50, 32, 32}, 8},      // segments of 6 and 7 tokens
-      {{1, 4, 2, 64, 64, 16, 24}, 16},     // GQA, value dim differs
-      {{1, 2, 1, 37, 100, 32, 32}, 10},    // cross attention, Lq < Lk
-      {{1, 2, 2, 100, 37, 32, 16}, 37},    // cross attention, Lq > Lk, every key a landmark
+      {{1, 1, 1, 1, 1, 16, 16}, 1},      // a single token
+      {{2, 2, 2, 50, 50, 32, 32}, 8},    // segments of 6 and 7 tokens
+      {{1, 4, 2, 64, 64, 16, 24}, 16},   // GQA, value dim differs
+      {{1, 2, 1, 37, 100, 32, 32}, 10},  // cross attention, Lq < Lk
+      {{1, 2, 2, 100, 37, 32, 16}, 37},  // cross attention, Lq > Lk, every key a landmark
   };
   std::uint64_t seed = 41;
   for (const Case& c : cases) {

@@ -2,7 +2,6 @@
 // of random features grows; its causal prefix path equals the non-causal path on each query's visible
 // keys (the masked quadratic form of the same features); determinism in the seed; its refusals.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <string>
 #include <vector>
@@ -29,10 +28,12 @@ Tensor visible_prefix_output(const Problem& p, const Inputs& in, std::int64_t i,
   const std::int64_t keys = i + p.kv_len - p.q_len + 1;
   Problem one = testing::make_problem({p.batch, p.heads, p.kv_heads, 1, keys, p.head_dim, p.value_dim}, "full");
   one.scale = p.scale;
-  Inputs part{Tensor(Dtype::f32, {p.batch, p.heads, 1, p.head_dim}), Tensor(Dtype::f32, {p.batch, p.kv_heads, keys, p.head_dim}),
+  Inputs part{Tensor(Dtype::f32, {p.batch, p.heads, 1, p.head_dim}),
+              Tensor(Dtype::f32, {p.batch, p.kv_heads, keys, p.head_dim}),
               Tensor(Dtype::f32, {p.batch, p.kv_heads, keys, p.value_dim})};
   for (std::int64_t bh = 0; bh < p.batch * p.heads; ++bh)
-    for (std::int64_t d = 0; d < p.head_dim; ++d) part.q.set(bh * p.head_dim + d, in.q.get((bh * p.q_len + i) * p.head_dim + d));
+    for (std::int64_t d = 0; d < p.head_dim; ++d)
+      part.q.set(bh * p.head_dim + d, in.q.get((bh * p.q_len + i) * p.head_dim + d));
   for (std::int64_t bg = 0; bg < p.batch * p.kv_heads; ++bg)
     for (std::int64_t j = 0; j < keys; ++j) {
       for (std::int64_t d = 0; d < p.head_dim; ++d)
@@ -59,14 +60,15 @@ TEST_CASE("performer error against exact softmax falls as features grow", "[perf
     mean_error.push_back(sum / 5);
   }
   INFO("mean relative L2 error for 16, 64, 256, 1024 features: " << mean_error[0] << ", " << mean_error[1] << ", "
-                                                                   << mean_error[2] << ", " << mean_error[3]);
+                                                                 << mean_error[2] << ", " << mean_error[3]);
   for (std::size_t i = 1; i < mean_error.size(); ++i) CHECK(mean_error[i] < mean_error[i - 1]);
   CHECK(mean_error[3] * 4 < mean_error[0]);  // ~1/√m: 8x in theory
   CHECK(mean_error[3] < 0.1);
 }
 
 TEST_CASE("performer causal prefix sums equal the masked form of the same features", "[performer][methods]") {
-  const testing::Shape shape = GENERATE(testing::Shape{1, 4, 2, 40, 40, 32, 24}, testing::Shape{2, 2, 1, 17, 30, 16, 16});
+  const testing::Shape shape =
+      GENERATE(testing::Shape{1, 4, 2, 40, 40, 32, 24}, testing::Shape{2, 2, 1, 17, 30, 16, 16});
   const Problem p = testing::make_problem(shape, "causal");
   INFO(p.describe());
   const json params = {{"features", 64}, {"seed", 3}};

@@ -2,7 +2,6 @@
 // test); exact attention when every page is chosen; otherwise the float64 Quest definition (top pages
 // by bound, plus the current page under causal); zero rows; FLOPs; parameters and refusals.
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -17,8 +16,12 @@ using attnbench::testing::Shape;
 namespace {
 
 const testing::BlockMethodUnderTest& method() {
-  static const testing::BlockMethodUnderTest m{"quest", "page", "pages", testing::BlockScore::quest_bound,
-                                                /*own_in_budget=*/false, /*own_without_causal=*/false};
+  static const testing::BlockMethodUnderTest m{"quest",
+                                               "page",
+                                               "pages",
+                                               testing::BlockScore::quest_bound,
+                                               /*own_in_budget=*/false,
+                                               /*own_without_causal=*/false};
   return m;
 }
 
@@ -68,7 +71,8 @@ TEST_CASE("quest page bound is at least every score in the page", "[quest][metho
             }
             INFO("page " << page << " at " << k0 << " head " << h << " query " << i);
             REQUIRE(bound >= best - 1e-5 * (1.0 + std::abs(best)));
-            if (page == 1) REQUIRE(bound == Approx(best).epsilon(1e-5).margin(1e-5));  // one key: the bound is its score
+            if (page == 1)
+              REQUIRE(bound == Approx(best).epsilon(1e-5).margin(1e-5));  // one key: the bound is its score
             tightest = std::min(tightest, bound - best);
             ++checked;
           }

@@ -7,12 +7,12 @@ using namespace attnbench::testing;
 
 TEST_CASE("sink_window matches the reference on the composed mask", "[sink_window][methods][sparse]") {
   check_method_cases("sink_window", {
-      {{1, 1, 1, 1, 1, 64, 64}, {{"sinks", 0}, {"window", 1}}},
-      {{2, 2, 2, 7, 7, 40, 40}, {{"sinks", 2}, {"window", 2}}},
-      {{1, 8, 2, 100, 100, 64, 64}, {{"sinks", 4}, {"window", 16}}},
-      {{1, 2, 1, 37, 300, 64, 48}, {{"sinks", 10}, {"window", 50}}},
-      {{1, 2, 2, 257, 257, 96, 96}, {{"sinks", 70}, {"window", 130}}},
-  });
+                                        {{1, 1, 1, 1, 1, 64, 64}, {{"sinks", 0}, {"window", 1}}},
+                                        {{2, 2, 2, 7, 7, 40, 40}, {{"sinks", 2}, {"window", 2}}},
+                                        {{1, 8, 2, 100, 100, 64, 64}, {{"sinks", 4}, {"window", 16}}},
+                                        {{1, 2, 1, 37, 300, 64, 48}, {{"sinks", 10}, {"window", 50}}},
+                                        {{1, 2, 2, 257, 257, 96, 96}, {{"sinks", 70}, {"window", 130}}},
+                                    });
 }
 
 TEST_CASE("sink_window declares its parameters and refuses what it cannot do", "[sink_window][methods][sparse]") {

@@ -2,7 +2,6 @@
 // exactly the k best keys, against a float64 definition that sorts the scores; zero rows; FLOPs;
 // parameters and refusals.
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -48,7 +47,8 @@ TEST_CASE("topk with k = 1 returns the value of the best key", "[topk][methods]"
   const Tensor out = testing::run_method("topk", p, in, {{"k", 1}});
   const testing::OracleResult ref = testing::topk_oracle(p, in, 1);
   for (std::int64_t i = 0; i < out.numel(); ++i)
-    if (!ref.ambiguous[static_cast<std::size_t>(i / 8)]) REQUIRE(out.get(i) == Approx(ref.out[static_cast<std::size_t>(i)]).margin(1e-6));
+    if (!ref.ambiguous[static_cast<std::size_t>(i / 8)])
+      REQUIRE(out.get(i) == Approx(ref.out[static_cast<std::size_t>(i)]).margin(1e-6));
 }
 
 TEST_CASE("topk bf16 follows the definition on the rounded inputs", "[topk][methods]") {

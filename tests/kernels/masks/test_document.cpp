@@ -47,9 +47,9 @@ TEST_CASE("document mask: the seeded split has the asked number of documents", "
 
 TEST_CASE("document mask: tile() agrees with the element-wise definition", "[document][masks][eff]") {
   std::uint64_t seed = 11;
-  for (const json& params : {json{{"doc_lens", "3,2,3"}}, json{{"doc_lens", "1,1,40,2"}, {"causal", false}},
-                             json{{"documents", 6}, {"seed", 1}}, json{{"documents", 3}, {"causal", false}},
-                             json{{"documents", 1}}})
+  for (const json& params :
+       {json{{"doc_lens", "3,2,3"}}, json{{"doc_lens", "1,1,40,2"}, {"causal", false}},
+        json{{"documents", 6}, {"seed", 1}}, json{{"documents", 3}, {"causal", false}}, json{{"documents", 1}}})
     for (const auto& [lq, lk] : std::vector<std::pair<int, int>>{{8, 8}, {37, 37}, {20, 53}, {53, 20}, {130, 130}}) {
       const auto m = pattern_mask("document", params, lq, lk);
       check_tiles_against_elements(*m, seed++);

@@ -22,9 +22,10 @@ TEST_CASE("longformer mask: allowed sets by hand", "[longformer][masks][sparse]"
 
 TEST_CASE("longformer mask: tile() agrees with the element-wise definition", "[longformer][masks][sparse]") {
   std::uint64_t seed = 3;
-  for (const json& params : {json{{"global", 0}, {"window", 5}}, json{{"global", 1}, {"window", 2}},
-                             json{{"global", 9}, {"window", 4}, {"mode", "causal"}}, json{{"global", 3}, {"window", 31}},
-                             json{{"global", 40}, {"window", 1}, {"mode", "causal"}}})
+  for (const json& params :
+       {json{{"global", 0}, {"window", 5}}, json{{"global", 1}, {"window", 2}},
+        json{{"global", 9}, {"window", 4}, {"mode", "causal"}}, json{{"global", 3}, {"window", 31}},
+        json{{"global", 40}, {"window", 1}, {"mode", "causal"}}})
     for (const auto& [lq, lk] : std::vector<std::pair<int, int>>{{8, 8}, {37, 37}, {20, 53}, {53, 20}, {130, 130}}) {
       const auto m = pattern_mask("longformer", params, lq, lk);
       check_tiles_against_elements(*m, seed++);

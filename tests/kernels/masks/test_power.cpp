@@ -25,9 +25,10 @@ TEST_CASE("power mask: allowed sets by hand", "[power][masks][sparse]") {
 
 TEST_CASE("power mask: tile() agrees with the element-wise definition", "[power][masks][sparse]") {
   std::uint64_t seed = 5;
-  for (const json& params : {json{{"block", 1}, {"window", 1}, {"sinks", 0}}, json{{"block", 1}, {"window", 3}, {"sinks", 2}},
-                             json{{"block", 4}, {"window", 2}, {"sinks", 1}}, json{{"block", 7}, {"window", 1}, {"sinks", 3}},
-                             json{{"block", 16}, {"window", 5}, {"sinks", 1}}})
+  for (const json& params :
+       {json{{"block", 1}, {"window", 1}, {"sinks", 0}}, json{{"block", 1}, {"window", 3}, {"sinks", 2}},
+        json{{"block", 4}, {"window", 2}, {"sinks", 1}}, json{{"block", 7}, {"window", 1}, {"sinks", 3}},
+        json{{"block", 16}, {"window", 5}, {"sinks", 1}}})
     for (const auto& [lq, lk] : std::vector<std::pair<int, int>>{{16, 16}, {37, 37}, {20, 53}, {53, 20}, {200, 200}}) {
       const auto m = pattern_mask("power", params, lq, lk);
       check_tiles_against_elements(*m, seed++);

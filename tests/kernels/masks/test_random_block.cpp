@@ -30,8 +30,9 @@ TEST_CASE("random_block mask: extremes by hand, kept fraction, seeds and heads",
 
 TEST_CASE("random_block mask: tile() agrees with the element-wise definition", "[random_block][masks][eff]") {
   std::uint64_t seed = 51;
-  for (const json& params : {json{{"block", 4}, {"density", 0.4}}, json{{"block", 7}, {"density", 0.2}, {"causal", true}},
-                             json{{"block", 1}, {"density", 0.5}, {"seed", 9}}})
+  for (const json& params :
+       {json{{"block", 4}, {"density", 0.4}}, json{{"block", 7}, {"density", 0.2}, {"causal", true}},
+        json{{"block", 1}, {"density", 0.5}, {"seed", 9}}})
     for (const auto& [lq, lk] : std::vector<std::pair<int, int>>{{8, 8}, {37, 37}, {20, 53}, {53, 20}, {130, 130}}) {
       const auto m = pattern_mask("random_block", params, lq, lk, 2);
       check_tiles_against_elements(*m, seed++);

@@ -21,8 +21,8 @@ TEST_CASE("sink_window mask: allowed sets by hand", "[sink_window][masks][sparse
 
 TEST_CASE("sink_window mask: tile() agrees with the element-wise definition", "[sink_window][masks][sparse]") {
   std::uint64_t seed = 2;
-  for (const json& params : {json{{"sinks", 0}, {"window", 4}}, json{{"sinks", 1}, {"window", 1}}, json{{"sinks", 4}, {"window", 9}},
-                             json{{"sinks", 30}, {"window", 3}}})
+  for (const json& params : {json{{"sinks", 0}, {"window", 4}}, json{{"sinks", 1}, {"window", 1}},
+                             json{{"sinks", 4}, {"window", 9}}, json{{"sinks", 30}, {"window", 3}}})
     for (const auto& [lq, lk] : std::vector<std::pair<int, int>>{{8, 8}, {37, 37}, {20, 53}, {53, 20}, {130, 130}}) {
       const auto m = pattern_mask("sink_window", params, lq, lk);
       check_tiles_against_elements(*m, seed++);
