@@ -15,6 +15,7 @@
 #include "attnbench/manifest.hpp"
 #include "attnbench/mask.hpp"
 #include "attnbench/method.hpp"
+#include "attnbench/mpi_runtime.hpp"
 #include "attnbench/plugin.hpp"
 #include "attnbench/report.hpp"
 #include "attnbench/runner.hpp"
@@ -83,12 +84,16 @@ int cmd_run(const std::vector<std::string>& args) {
       "threads", po::value<int>()->default_value(0), "OpenMP threads (0: OpenMP's default)")(
       "plugin", po::value<std::vector<std::string>>()->composing(),
       "shared library of extra methods/tasks (repeatable)")(
+      "shard", po::value<std::string>(),
+      "run only shard I of N (I/N, 1-based): disjoint, deterministic slices balanced by estimated cost; "
+      "join the files with `attnbench merge`")(
       "quiet,q", po::bool_switch(), "no progress on stderr and no table on stdout")("strict", po::bool_switch(),
                                                                                     "exit 1 when any cell failed");
   po::positional_options_description pos;
   pos.add("manifest", 1);
   po::variables_map vm;
-  if (!parse("run", "MANIFEST [-o FILE.h5] [--resume] [--device cpu|cuda|auto] [--threads N]", opts, pos, args, vm))
+  if (!parse("run", "MANIFEST [-o FILE.h5] [--resume] [--device cpu|cuda|auto] [--threads N] [--shard I/N]", opts, pos,
+             args, vm))
     return kOk;
   load_plugins(vm);
   const Manifest m = load_manifest(vm["manifest"].as<std::string>());
@@ -109,8 +114,16 @@ int cmd_run(const std::vector<std::string>& args) {
   ro.resume = vm["resume"].as<bool>();
   ro.threads = vm["threads"].as<int>();
   if (ro.threads < 0) throw UsageError("attnbench run: --threads must be >= 0");
+  if (vm.count("shard")) {
+    try {
+      ro.shard = parse_shard(vm["shard"].as<std::string>());
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("attnbench run: --shard: ") + e.what());
+    }
+  }
+  const bool root = mpi::world_rank() == 0;
   for (const auto& [_, out] : runs)
-    if (!ro.resume && !vm["overwrite"].as<bool>() && std::filesystem::exists(out))
+    if (root && !ro.resume && !vm["overwrite"].as<bool>() && std::filesystem::exists(out))
       throw UsageError("attnbench run: " + out + " exists; pass --resume to finish it or --overwrite to replace it");
   const std::string dev = vm.count("device") ? vm["device"].as<std::string>() : m.device;
   try {
@@ -118,10 +131,7 @@ int cmd_run(const std::vector<std::string>& args) {
   } catch (const std::exception& e) {
     throw UsageError(std::string("attnbench run: ") + e.what());
   }
-  if (!ro.device.is_cpu())
-    throw UsageError("attnbench run: --device " + dev +
-                     ": this build has no CUDA methods yet (the GPU backend is issue 5)");
-  const bool quiet = vm["quiet"].as<bool>();
+  const bool quiet = vm["quiet"].as<bool>() || !root;  // under mpirun rank 0 alone reports
   if (!ro.device_note.empty() && !quiet) std::cerr << ro.device_note << "\n";
   ro.progress = quiet ? nullptr : &std::cerr;
   ro.progress_tty = isatty(STDERR_FILENO);
@@ -280,19 +290,14 @@ int cmd_env(const std::vector<std::string>& args) {
   return kOk;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::cerr << kUsage;
-    return kBadInput;
-  }
+int dispatch(int argc, char** argv) {
   const std::string cmd = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   // Timed runs pin OpenMP threads to cores unless the user chose otherwise. OpenMP reads these
   // variables when the program starts, so the process re-executes itself once with them set; the
   // environment record stores what was in force.
-  if (cmd == "run" && !std::getenv("OMP_PROC_BIND") && !std::getenv("ATTNBENCH_NO_PIN")) {
+  // Under mpirun the launcher binds the ranks; the runner shares each node's cores among them.
+  if (cmd == "run" && !mpi::launched() && !std::getenv("OMP_PROC_BIND") && !std::getenv("ATTNBENCH_NO_PIN")) {
     setenv("OMP_PROC_BIND", "close", 1);
     if (!std::getenv("OMP_PLACES")) setenv("OMP_PLACES", "cores", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then run unpinned
@@ -325,4 +330,17 @@ int main(int argc, char** argv) {
     std::cerr << "attnbench " << cmd << ": failed: " << e.what() << "\n";
     return kFailure;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return kBadInput;
+  }
+  if (std::string(argv[1]) == "run") mpi::init(&argc, &argv);
+  const int rc = dispatch(argc, argv);
+  mpi::finalize();
+  return rc;
 }

@@ -25,7 +25,7 @@ std::string list_methods() {
   std::ostringstream os;
   for (const auto& name : MethodRegistry::instance().names()) {
     const MethodInfo mi = MethodRegistry::instance().find(name)->info();
-    os << mi.name << " [" << to_string(mi.family) << "; backends: " << joined(mi.backends) << "]\n  " << mi.summary
+    os << mi.name << " [" << to_string(mi.family) << "; backends: " << joined(MethodRegistry::instance().backends(name)) << "]\n  " << mi.summary
        << "\n";
     if (!mi.reference.empty()) os << "  reference: " << mi.reference << "\n";
     print_params(os, mi.params);

@@ -3,9 +3,28 @@
 
 #include <dlfcn.h>
 
+#include <map>
 #include <stdexcept>
 
+#include "attnbench/backend.hpp"
+
 namespace attnbench {
+
+namespace {
+std::map<Device::Kind, std::unique_ptr<DeviceBackend>>& backends() {
+  static std::map<Device::Kind, std::unique_ptr<DeviceBackend>> b;
+  return b;
+}
+}  // namespace
+
+void register_device_backend(Device::Kind kind, std::unique_ptr<DeviceBackend> backend) {
+  if (backends().count(kind)) throw std::logic_error("device backend registered twice");
+  backends()[kind] = std::move(backend);
+}
+DeviceBackend* device_backend(Device::Kind kind) {
+  auto it = backends().find(kind);
+  return it == backends().end() ? nullptr : it->second.get();
+}
 
 int cuda_device_count(std::string* why) {
   void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -35,11 +54,16 @@ Device resolve_device(const std::string& spec, std::string* note) {
   if (spec == "auto") {
     std::string why;
     const int n = cuda_device_count(&why);
-    if (n > 0) {
-      // GPU methods arrive with the CUDA backend; until then auto records the fallback.
-      if (note)
-        *note = "auto: " + std::to_string(n) + " CUDA device(s) found, but this build has no CUDA methods; ran on cpu";
-      return Device{};
+    DeviceBackend* b = device_backend(Device::Kind::cuda);
+    if (n > 0 && b) {
+      std::string why_backend;
+      if (b->device_count(&why_backend) > 0) {
+        if (note) *note = "auto: " + std::to_string(n) + " CUDA device(s) found; ran on cuda:0";
+        return Device{Device::Kind::cuda, 0};
+      }
+      why = why_backend;
+    } else if (n > 0) {
+      why = std::to_string(n) + " CUDA device(s) found, but this build has no CUDA backend (configured without nvcc)";
     }
     if (note) *note = "auto: " + why + "; ran on cpu";
     return Device{};
@@ -56,7 +80,11 @@ Device resolve_device(const std::string& spec, std::string* note) {
       }
     }
     std::string why;
-    const int n = cuda_device_count(&why);
+    int n = cuda_device_count(&why);
+    if (n == 0) throw std::runtime_error("--device " + spec + ": " + why);
+    DeviceBackend* b = device_backend(Device::Kind::cuda);
+    if (!b) throw std::runtime_error("--device " + spec + ": this build has no CUDA backend (configured without nvcc)");
+    n = b->device_count(&why);
     if (n == 0) throw std::runtime_error("--device " + spec + ": " + why);
     if (index >= n) throw std::runtime_error("--device " + spec + ": only " + std::to_string(n) + " CUDA device(s)");
     return Device{Device::Kind::cuda, index};

@@ -266,6 +266,7 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     m.timing.min_samples = static_cast<int>(tp.integer("min_samples"));
     m.timing.max_samples = static_cast<int>(tp.integer("max_samples"));
     m.timing.max_noise = tp.number("max_noise");
+    m.timing.max_noise_given = t.contains("max_noise");
     m.timing.max_time_s = tp.number("max_time_s");
     m.timing.cold_cache = tp.boolean("cold_cache");
     m.timing.timeout_s = tp.number("timeout_s");

@@ -68,7 +68,28 @@ void CacheFlusher::flush() {
   asm volatile("" : : "r"(sink_) : "memory");
 }
 
-Measurement measure(const std::function<void()>& once, const TimingPolicy& policy, CacheFlusher* flusher) {
+namespace {
+// Decisions, identical on every rank once agreed.
+enum Decision : int { go_on = 0, stop_timeout, stop_warmup, stop_max_samples, stop_noise, stop_time };
+
+class FunctionSampler final : public Sampler {
+ public:
+  FunctionSampler(const std::function<void()>& once, CacheFlusher* flusher) : once_(once), flusher_(flusher) {}
+  void warmup() override { once_(); }
+  std::optional<double> sample(bool cold) override {
+    if (cold && flusher_) flusher_->flush();
+    const auto t0 = std::chrono::steady_clock::now();
+    once_();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+ private:
+  const std::function<void()>& once_;
+  CacheFlusher* flusher_;
+};
+}  // namespace
+
+Measurement measure(Sampler& sampler, const TimingPolicy& policy) {
   using clock = std::chrono::steady_clock;
   auto seconds = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
   const auto cell_start = clock::now();
@@ -76,49 +97,56 @@ Measurement measure(const std::function<void()>& once, const TimingPolicy& polic
 
   Measurement m;
   for (int i = 0; i < policy.warmup; ++i) {
-    once();
+    sampler.warmup();
     ++m.stats.warmup;
-    if (over_timeout()) {
+    int d = go_on;
+    if (over_timeout())
+      d = stop_timeout;
+    else if (seconds(clock::now() - cell_start) > policy.max_time_s)
+      d = stop_warmup;  // a warm-up longer than the sampling budget on its own says enough about the caches
+    d = sampler.agree(d);
+    if (d == stop_timeout) {
       m.stats.stop_reason = "timeout";
       return m;
     }
-    // A warm-up longer than the sampling budget on its own says enough about the caches.
-    if (seconds(clock::now() - cell_start) > policy.max_time_s) break;
+    if (d == stop_warmup) break;
   }
   const std::int64_t warmups = m.stats.warmup;
 
   const auto sampling_start = clock::now();
-  std::string reason;
-  while (true) {
-    if (flusher && policy.cold_cache) flusher->flush();
-    const auto t0 = clock::now();
-    once();
-    const auto t1 = clock::now();
-    m.samples.push_back(seconds(t1 - t0));
+  std::int64_t discarded = 0;
+  int d = go_on;
+  while (d == go_on) {
+    std::optional<double> t = sampler.sample(policy.cold_cache);
+    if (t)
+      m.samples.push_back(*t);
+    else
+      ++discarded;
     const auto n = static_cast<int>(m.samples.size());
-    if (over_timeout()) {
-      reason = "timeout";
-      break;
-    }
-    if (n >= policy.max_samples) {
-      reason = "max_samples";
-      break;
-    }
-    if (n < policy.min_samples) continue;
-    if (median_rse(m.samples) <= policy.max_noise) {
-      reason = "noise";
-      break;
-    }
-    if (seconds(t1 - sampling_start) >= policy.max_time_s) {
-      reason = "time";
-      break;
-    }
+    if (over_timeout())
+      d = stop_timeout;
+    else if (n + discarded >= policy.max_samples)
+      d = stop_max_samples;
+    else if (n >= policy.min_samples && median_rse(m.samples) <= policy.max_noise)
+      d = stop_noise;
+    else if (n >= policy.min_samples && seconds(clock::now() - sampling_start) >= policy.max_time_s)
+      d = stop_time;
+    d = sampler.agree(d);
   }
   m.stats = summarize(m.samples);
   m.stats.warmup = warmups;
-  m.stats.stop_reason = reason;
+  m.stats.discarded = discarded;
+  m.stats.stop_reason = d == stop_timeout       ? "timeout"
+                        : d == stop_max_samples ? "max_samples"
+                        : d == stop_noise       ? "noise"
+                                                : "time";
   m.stats.converged = m.stats.rse <= policy.max_noise;
   return m;
+}
+
+Measurement measure(const std::function<void()>& once, const TimingPolicy& policy, CacheFlusher* flusher) {
+  FunctionSampler s(once, flusher);
+  return measure(s, policy);
 }
 
 }  // namespace attnbench

@@ -58,6 +58,23 @@ std::vector<std::string> MethodRegistry::names() const {
   for (const auto& [n, _] : methods_) v.push_back(n);
   return v;
 }
+void MethodRegistry::add_impl(const std::string& method, Device::Kind kind, std::unique_ptr<DeviceImpl> impl) {
+  auto key = std::make_pair(method, kind);
+  if (impls_.count(key)) throw std::logic_error("device implementation of '" + method + "' registered twice");
+  impls_.emplace(key, std::move(impl));
+}
+const DeviceImpl* MethodRegistry::impl(const std::string& method, Device::Kind kind) const {
+  auto it = impls_.find({method, kind});
+  return it == impls_.end() ? nullptr : it->second.get();
+}
+std::vector<std::string> MethodRegistry::backends(const std::string& method) const {
+  std::vector<std::string> v;
+  if (const Method* m = find(method))
+    for (const auto& b : m->info().backends)
+      if (b == "cpu") v.push_back(b);
+  if (impl(method, Device::Kind::cuda)) v.push_back("cuda");
+  return v;
+}
 
 TaskRegistry& TaskRegistry::instance() {
   static TaskRegistry r;

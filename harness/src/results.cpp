@@ -207,6 +207,7 @@ void write_hdf5(const std::string& path, const ResultsFile& r) {
     a.write(H5::PredType::NATIVE_INT64, &r.expected_cells);
   }
   write_string_attr(file, "created_by", std::string("attnbench ") + build_info::version);
+  if (!r.shard.empty()) write_string_attr(file, "shard", r.shard);
 
   std::vector<CellRow> cells;
   std::vector<SampleRow> samples;
@@ -317,6 +318,7 @@ ResultsFile read_results(const std::string& path) {
     r.manifest_path = read_string_attr(file, "manifest_path");
     r.environment = read_string_attr(file, "environment");
     file.openAttribute("expected_cells").read(H5::PredType::NATIVE_INT64, &r.expected_cells);
+    if (file.attrExists("shard")) r.shard = read_string_attr(file, "shard");
 
     std::map<std::int64_t, std::size_t> row_of_index;
     read_table<CellRow>(file, "cells", cell_type(), [&](const CellRow& row) {

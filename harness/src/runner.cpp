@@ -7,15 +7,22 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <map>
 #include <new>
 #include <ostream>
 #include <set>
 
+#include "attnbench/backend.hpp"
 #include "attnbench/environment.hpp"
 #include "attnbench/memory.hpp"
 #include "attnbench/method.hpp"
+#include "attnbench/mpi_runtime.hpp"
 #include "attnbench/task.hpp"
+
+#ifdef ATTNBENCH_HAVE_MPI
+#include <mpi.h>
+#endif
 
 namespace attnbench {
 
@@ -56,62 +63,174 @@ std::string format_line(std::int64_t done, std::int64_t total, const CellRecord&
   return buf;
 }
 
-// One cell, start to end. Errors of the method become a failed record; nothing escapes.
+#ifdef ATTNBENCH_HAVE_MPI
+// Samples of a distributed cell: all ranks start together (barrier) and a sample is the slowest rank's
+// time; rank 0's stop decision is broadcast so that every rank leaves the loop at the same sample.
+class MpiSampler final : public Sampler {
+ public:
+  MpiSampler(MPI_Comm comm, const std::function<void()>& once, CacheFlusher* flusher)
+      : comm_(comm), once_(once), flusher_(flusher) {}
+  void warmup() override { once_(); }
+  std::optional<double> sample(bool cold) override {
+    if (cold && flusher_) flusher_->flush();
+    MPI_Barrier(comm_);
+    const auto t0 = std::chrono::steady_clock::now();
+    once_();
+    double mine = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), slowest = 0;
+    MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm_);
+    return slowest;
+  }
+  int agree(int decision) override {
+    MPI_Bcast(&decision, 1, MPI_INT, 0, comm_);
+    return decision;
+  }
+
+ private:
+  MPI_Comm comm_;
+  const std::function<void()>& once_;
+  CacheFlusher* flusher_;
+};
+
+// True on every rank when every rank of `comm` passed `ok`.
+bool all_ranks_ok(MPI_Comm comm, bool ok) {
+  int mine = ok ? 1 : 0, all = 0;
+  MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm);
+  return all == 1;
+}
+#endif
+
+// Where a cell runs: the device, its backend (null on the CPU) and, for a distributed method, the
+// communicator of the ranks that run it together (null for a single process).
+struct CellPlace {
+  Device device;
+  DeviceBackend* backend = nullptr;
+  const void* comm = nullptr;  // MPI_Comm*
+  int rank = 0;
+};
+
+void fail(CellRecord& r, std::string why) {
+  r.status = "failed";
+  r.reason = std::move(why);
+}
+
+// One cell, start to end. Errors of the method become a failed record; nothing escapes. On the ranks
+// of a distributed cell other than 0 the record is built but not kept.
 CellRecord run_cell(const Cell& cell, const Method& method, const Task& task, const TaskInstance& inst,
-                    const std::function<const Tensor*()>& reference, const TimingPolicy& policy, const Device& device,
+                    const std::function<const Tensor*()>& reference, TimingPolicy policy, const CellPlace& where,
                     CacheFlusher& flusher) {
   CellRecord r;
   const auto t_start = std::chrono::steady_clock::now();
   r.started_unix = unix_now();
   const Problem& p = inst.problem;
+  const Device& device = where.device;
   fill_problem(r, p);
   r.threads = omp_get_max_threads();
+  const bool on_device = !device.is_cpu();
+  const DeviceImpl* impl = on_device ? MethodRegistry::instance().impl(method.info().name, device.kind) : nullptr;
+#ifdef ATTNBENCH_HAVE_MPI
+  const MPI_Comm* comm = static_cast<const MPI_Comm*>(where.comm);
+#else
+  const void* comm = nullptr;
+#endif
+  bool prepared = false;
+  std::unique_ptr<Plan> plan;
+  Tensor out;
   try {
     r.flops = method.flops(p, cell.method_params);
     r.bytes = method.bytes(p, cell.method_params);
-    if (Support s = method.supports(p, cell.method_params, device); !s) {
+    Support s = on_device ? (impl ? impl->supports(p, cell.method_params, device)
+                                  : Support::no(method.info().name + " has no CUDA implementation in this build"))
+                          : method.supports(p, cell.method_params, device);
+    if (!s) {  // deterministic: every rank of a distributed cell reaches the same answer
       r.status = "unsupported";
       r.reason = s.reason;
       return r;
     }
-    const Tensor* ref = task.needs_reference() ? reference() : nullptr;
-    Tensor out = make_output(p, method.output_dtype(p));
+    if (on_device) {
+      where.backend->select(device);
+      if (!policy.max_noise_given) policy.max_noise = kGpuMaxNoise;
+    }
+    out = make_output(p, impl ? impl->output_dtype(p) : method.output_dtype(p));
     memory::reset_peak();
-    auto plan = method.plan(p, cell.method_params, device);
-    Measurement m = measure([&] { plan->run(inst.inputs, out); }, policy, &flusher);
+    if (on_device) where.backend->reset_peak(device);
+    plan = impl ? impl->plan(p, cell.method_params, device) : method.plan(p, cell.method_params, device);
+    plan->prepare(inst.inputs);
+    prepared = true;
+  } catch (const std::bad_alloc&) {
+    fail(r, "out of memory");
+  } catch (const std::exception& e) {
+    fail(r, std::string("error: ") + e.what());
+  }
+#ifdef ATTNBENCH_HAVE_MPI
+  if (comm && !all_ranks_ok(*comm, prepared)) {
+    if (prepared) fail(r, "failed on another rank while planning (see that rank's output)");
+    prepared = false;
+  }
+#endif
+  if (!prepared) return r;
+
+  try {
+    std::string note;
+    Counters before;
+    if (on_device) before = where.backend->state(device, &note);
+    const std::function<void()> once = [&] { plan->run(inst.inputs, out); };
+    Measurement m;
+    if (on_device) {
+      m = where.backend->measure(*plan, inst.inputs, out, policy, device);
+    } else if (comm) {
+#ifdef ATTNBENCH_HAVE_MPI
+      MpiSampler sampler(*comm, once, &flusher);
+      m = measure(sampler, policy);
+#endif
+    } else {
+      m = measure(once, policy, &flusher);
+    }
     r.timing = m.stats;
     r.samples = std::move(m.samples);
     if (r.timing.stop_reason == "timeout") {
-      r.status = "failed";
       char buf[160];
       std::snprintf(buf, sizeof buf, "timeout: %lld run(s) took longer than the cell limit of %g s (timing.timeout_s)",
                     static_cast<long long>(r.timing.warmup + r.timing.samples), policy.timeout_s);
-      r.reason = buf;
+      fail(r, buf);
       return r;
     }
-    // The scored output comes from one fresh run into a poisoned buffer.
+    Counters after;
+    if (on_device) after = where.backend->state(device, &note);
+    // The scored output comes from one fresh run into a poisoned buffer (on the device too).
     out.poison();
+    plan->poison();
     plan->run(inst.inputs, out);
-    r.peak_bytes = memory::peak_bytes();
+    if (on_device) where.backend->synchronize(device);
+    plan->collect(out);
+    const Counters counters = plan->counters();
+    r.peak_bytes = on_device ? where.backend->peak_bytes(device) : memory::peak_bytes();
+    if (where.rank != 0) {  // rank 0 scores a distributed cell
+      r.status = "ok";
+      return r;
+    }
+    const Tensor* ref = task.needs_reference() ? reference() : nullptr;
     if (!all_finite(out)) {
-      r.status = "failed";
-      r.reason = "output has NaN or Inf values";
+      fail(r, "output has NaN or Inf values");
       return r;
     }
     r.metrics = task.score(inst, out, ref);
     for (const auto& [name, value] : r.metrics)
       if (!std::isfinite(value)) {
-        r.status = "failed";
-        r.reason = "metric " + name + " is not finite";
+        fail(r, "metric " + name + " is not finite");
         return r;
       }
+    // What the plan counted, and on a device its state before and after sampling, beside the task's metrics.
+    for (const auto& c : counters) r.metrics.push_back(c);
+    if (on_device) {
+      r.metrics.emplace_back("discarded_samples", static_cast<double>(r.timing.discarded));
+      for (const auto& [k, v] : before) r.metrics.emplace_back("device." + k + ".before", v);
+      for (const auto& [k, v] : after) r.metrics.emplace_back("device." + k + ".after", v);
+    }
     r.status = "ok";
   } catch (const std::bad_alloc&) {
-    r.status = "failed";
-    r.reason = "out of memory";
+    fail(r, "out of memory");
   } catch (const std::exception& e) {
-    r.status = "failed";
-    r.reason = std::string("error: ") + e.what();
+    fail(r, std::string("error: ") + e.what());
   }
   r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return r;
@@ -119,44 +238,117 @@ CellRecord run_cell(const Cell& cell, const Method& method, const Task& task, co
 
 }  // namespace
 
+namespace {
+
+#ifdef ATTNBENCH_HAVE_MPI
+// Rank 0's text, on every rank.
+std::string broadcast_string(std::string s) {
+  long long n = static_cast<long long>(s.size());
+  MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  s.resize(static_cast<std::size_t>(n));
+  if (n > 0) MPI_Bcast(s.data(), static_cast<int>(n), MPI_CHAR, 0, MPI_COMM_WORLD);
+  return s;
+}
+#endif
+
+}  // namespace
+
 RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
-  if (opts.threads > 0) omp_set_num_threads(opts.threads);
-  const std::vector<Cell> cells = expand(m);
+  const int wrank = mpi::world_rank(), wsize = mpi::world_size();
+  const bool root = wrank == 0;
+  if (opts.threads > 0)
+    omp_set_num_threads(opts.threads);
+  else if (mpi::active())  // the node's cores are shared among the ranks on it
+    omp_set_num_threads(std::max(1, omp_get_num_procs() / std::max(1, mpi::local_size())));
+
+  std::vector<Cell> cells = expand(m);
+  if (!opts.shard.whole()) {
+    std::vector<double> costs;
+    for (const auto& c : cells) costs.push_back(estimate_cost(c));
+    std::vector<Cell> mine;
+    for (std::size_t i : select_shard(cells, costs, opts.shard)) mine.push_back(cells[i]);
+    cells = std::move(mine);
+  }
+  const std::string shard = opts.shard.whole() ? "" : opts.shard.to_string();
 
   ResultsFile rf;
   std::set<std::string> done;
-  if (opts.resume && std::filesystem::exists(opts.output)) {
-    rf = read_results(opts.output);
-    if (rf.manifest_text != m.text)
-      throw ResultsError(opts.output + ": was written by a different manifest (or a different version of " +
-                         (m.path.empty() ? std::string("it") : m.path) + "); --resume needs the same manifest");
-    std::set<std::string> valid;
-    for (const auto& c : cells) valid.insert(c.id);
-    for (const auto& r : rf.cells) {
-      if (!valid.count(r.id))
-        throw ResultsError(opts.output + ": holds cell '" + r.id + "' that the manifest does not expand to");
-      done.insert(r.id);
+  std::string error;  // rank 0's, shared so that every rank stops
+  if (root) {
+    try {
+      if (opts.resume && std::filesystem::exists(opts.output)) {
+        rf = read_results(opts.output);
+        if (rf.manifest_text != m.text)
+          throw ResultsError(opts.output + ": was written by a different manifest (or a different version of " +
+                             (m.path.empty() ? std::string("it") : m.path) + "); --resume needs the same manifest");
+        if (rf.shard != shard)
+          throw ResultsError(opts.output + ": holds " + (rf.shard.empty() ? "the whole suite" : "shard " + rf.shard) +
+                             ", not " + (shard.empty() ? "the whole suite" : "shard " + shard) +
+                             "; --resume needs the same --shard");
+        std::set<std::string> valid;
+        for (const auto& c : cells) valid.insert(c.id);
+        for (const auto& r : rf.cells) {
+          if (!valid.count(r.id))
+            throw ResultsError(opts.output + ": holds cell '" + r.id + "' that the manifest does not expand to");
+          done.insert(r.id);
+        }
+      } else {
+        json env = collect_environment(m.seed, opts.threads);
+        env["device"] = opts.device.to_string();
+        if (!opts.device_note.empty()) env["device_note"] = opts.device_note;
+        if (!opts.device.is_cpu())
+          if (DeviceBackend* b = device_backend(opts.device.kind)) env["device_info"] = json::parse(b->environment(opts.device));
+        if (mpi::active())
+          env["mpi"] = {{"library", mpi::library_version()}, {"world_size", wsize}, {"local_size", mpi::local_size()}};
+        rf.manifest_text = m.text;
+        rf.manifest_name = m.name;
+        rf.manifest_path = m.path;
+        rf.environment = env.dump();
+      }
+      rf.path = opts.output;
+      rf.shard = shard;
+      rf.expected_cells = static_cast<std::int64_t>(cells.size());
+      if (auto dir = std::filesystem::path(opts.output).parent_path(); !dir.empty())
+        std::filesystem::create_directories(dir);
+      write_results(opts.output, rf);
+    } catch (const std::exception& e) {
+      error = e.what();
     }
-  } else {
-    json env = collect_environment(m.seed, opts.threads);
-    env["device"] = opts.device.to_string();
-    if (!opts.device_note.empty()) env["device_note"] = opts.device_note;
-    rf.manifest_text = m.text;
-    rf.manifest_name = m.name;
-    rf.manifest_path = m.path;
-    rf.environment = env.dump();
   }
-  rf.path = opts.output;
-  rf.expected_cells = static_cast<std::int64_t>(cells.size());
-  if (auto dir = std::filesystem::path(opts.output).parent_path(); !dir.empty())
-    std::filesystem::create_directories(dir);
-  write_results(opts.output, rf);
+#ifdef ATTNBENCH_HAVE_MPI
+  if (wsize > 1) {
+    error = broadcast_string(error);
+    std::string ids;
+    for (const auto& id : done) ids += id + '\n';
+    ids = broadcast_string(ids);
+    done.clear();
+    for (std::size_t a = 0, b; (b = ids.find('\n', a)) != std::string::npos; a = b + 1) done.insert(ids.substr(a, b - a));
+  }
+#endif
+  if (!error.empty()) throw ResultsError(error);
+
+  // The communicators of distributed cells, one per rank count, made by every rank up front.
+#ifdef ATTNBENCH_HAVE_MPI
+  std::map<int, MPI_Comm> comms;
+  if (mpi::active()) {
+    std::set<int> counts;
+    for (const auto& c : cells)
+      if (int n = MethodRegistry::instance().find(c.method_name)->ranks(c.method_params); n > 1 && n <= wsize)
+        counts.insert(n);
+    for (int n : counts) {
+      MPI_Comm c = MPI_COMM_NULL;
+      MPI_Comm_split(MPI_COMM_WORLD, wrank < n ? 0 : MPI_UNDEFINED, wrank, &c);
+      comms[n] = c;
+    }
+  }
+#endif
 
   RunSummary sum;
   sum.total = static_cast<std::int64_t>(cells.size());
   sum.skipped_done = static_cast<std::int64_t>(done.size());
   CacheFlusher flusher;
   const Method* oracle = MethodRegistry::instance().find("reference");
+  DeviceBackend* backend = opts.device.is_cpu() ? nullptr : device_backend(opts.device.kind);
 
   std::size_t i = 0;
   while (i < cells.size()) {
@@ -180,14 +372,36 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
       const Cell& cell = cells[i];
       if (done.count(cell.id)) continue;
       const Method& method = *MethodRegistry::instance().find(cell.method_name);
+      const int needed = method.ranks(cell.method_params);
+      CellPlace where{opts.device, backend, nullptr, wrank};
+      bool mine = root;  // single-process cells run on rank 0
       CellRecord r;
-      try {
-        if (!inst) inst = task.make(cell.task_params, cell.seed);
-        r = run_cell(cell, method, task, *inst, reference, m.timing, opts.device, flusher);
-      } catch (const std::exception& e) {  // the task itself failed to build its instance
-        r.status = "failed";
-        r.reason = std::string("task error: ") + e.what();
+      if (needed > wsize) {
+        mine = false;
+        r.status = "unsupported";
+        r.reason = method.info().name + " with ranks=" + std::to_string(needed) + " needs " + std::to_string(needed) +
+                   " MPI ranks; this run has " +
+                   (mpi::active() ? std::to_string(wsize) : std::string("one process, not started by mpirun")) +
+                   " (start it with mpirun -n " + std::to_string(needed) + ")";
+      } else if (needed > 1) {
+#ifdef ATTNBENCH_HAVE_MPI
+        mine = wrank < needed;
+        where.comm = &comms.at(needed);
+        where.device = Device{};  // distributed methods run on CPU ranks through MPI
+#endif
       }
+      if (mine) {
+        mpi::set_cell_comm(where.comm);
+        try {
+          if (!inst) inst = task.make(cell.task_params, cell.seed);
+          r = run_cell(cell, method, task, *inst, reference, m.timing, where, flusher);
+        } catch (const std::exception& e) {  // the task itself failed to build its instance
+          fail(r, std::string("task error: ") + e.what());
+        }
+        mpi::set_cell_comm(nullptr);
+      }
+      if (wsize > 1) mpi::quiet_barrier();  // the idle ranks wait here without spinning
+      if (!root) continue;
       r.index = cell.index;
       r.id = cell.id;
       r.method = cell.method_label;
@@ -198,7 +412,7 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
       r.task_kind = task.kind() == TaskKind::efficiency ? "efficiency" : "retrieval";
       r.task_params = cell.task_params.canonical();
       r.seed = cell.seed;
-      r.device = opts.device.to_string();
+      r.device = where.device.to_string();
       if (r.batch == 0) {
         try {
           fill_problem(r, task.problem(cell.task_params));
@@ -231,6 +445,10 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
       }
     }
   }
+#ifdef ATTNBENCH_HAVE_MPI
+  for (auto& [n, c] : comms)
+    if (c != MPI_COMM_NULL) MPI_Comm_free(&c);
+#endif
   return sum;
 }
 

@@ -31,6 +31,11 @@ std::uint16_t* Tensor::bf16() {
   return static_cast<std::uint16_t*>(data());
 }
 const std::uint16_t* Tensor::bf16() const { return const_cast<Tensor*>(this)->bf16(); }
+std::uint16_t* Tensor::f16() {
+  if (dtype_ != Dtype::f16) throw std::logic_error("tensor is not fp16");
+  return static_cast<std::uint16_t*>(data());
+}
+const std::uint16_t* Tensor::f16() const { return const_cast<Tensor*>(this)->f16(); }
 double* Tensor::f64() {
   if (dtype_ != Dtype::f64) throw std::logic_error("tensor is not fp64");
   return static_cast<double*>(data());
@@ -45,6 +50,8 @@ double Tensor::get(std::int64_t i) const {
       return bf16_to_float(static_cast<const std::uint16_t*>(data())[i]);
     case Dtype::f64:
       return static_cast<const double*>(data())[i];
+    case Dtype::f16:
+      return fp16_to_float(static_cast<const std::uint16_t*>(data())[i]);
   }
   return 0;
 }
@@ -59,6 +66,9 @@ void Tensor::set(std::int64_t i, double v) {
       break;
     case Dtype::f64:
       static_cast<double*>(data())[i] = v;
+      break;
+    case Dtype::f16:
+      static_cast<std::uint16_t*>(data())[i] = float_to_fp16(static_cast<float>(v));
       break;
   }
 }

@@ -35,6 +35,11 @@ inline void load_row(const Tensor& t, std::int64_t at, std::int64_t n, float* ds
       for (std::int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
       return;
     }
+    case Dtype::f16: {
+      const std::uint16_t* src = t.f16() + at;
+      for (std::int64_t i = 0; i < n; ++i) dst[i] = fp16_to_float(src[i]);
+      return;
+    }
   }
 }
 
@@ -52,6 +57,11 @@ inline void store_row(Tensor& t, std::int64_t at, std::int64_t n, const float* s
     case Dtype::f64: {
       double* dst = t.f64() + at;
       for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i];
+      return;
+    }
+    case Dtype::f16: {
+      std::uint16_t* dst = t.f16() + at;
+      for (std::int64_t i = 0; i < n; ++i) dst[i] = float_to_fp16(src[i]);
       return;
     }
   }

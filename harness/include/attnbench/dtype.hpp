@@ -8,7 +8,7 @@
 
 namespace attnbench {
 
-enum class Dtype { f32, bf16, f64 };
+enum class Dtype { f32, bf16, f64, f16 };
 
 inline std::string_view to_string(Dtype d) {
   switch (d) {
@@ -18,6 +18,8 @@ inline std::string_view to_string(Dtype d) {
       return "bf16";
     case Dtype::f64:
       return "fp64";
+    case Dtype::f16:
+      return "fp16";
   }
   return "?";
 }
@@ -26,7 +28,8 @@ inline Dtype parse_dtype(std::string_view s) {
   if (s == "fp32" || s == "f32" || s == "float32") return Dtype::f32;
   if (s == "bf16" || s == "bfloat16") return Dtype::bf16;
   if (s == "fp64" || s == "f64" || s == "float64") return Dtype::f64;
-  throw std::invalid_argument("unknown dtype '" + std::string(s) + "' (expected fp32, bf16 or fp64)");
+  if (s == "fp16" || s == "f16" || s == "float16" || s == "half") return Dtype::f16;
+  throw std::invalid_argument("unknown dtype '" + std::string(s) + "' (expected fp32, bf16, fp16 or fp64)");
 }
 
 inline std::size_t dtype_size(Dtype d) {
@@ -37,6 +40,8 @@ inline std::size_t dtype_size(Dtype d) {
       return 2;
     case Dtype::f64:
       return 8;
+    case Dtype::f16:
+      return 2;
   }
   return 0;
 }
@@ -50,5 +55,13 @@ inline std::uint16_t float_to_bf16(float f) {
 }
 
 inline float bf16_to_float(std::uint16_t h) { return std::bit_cast<float>(static_cast<std::uint32_t>(h) << 16); }
+
+}  // namespace attnbench
+
+namespace attnbench {
+
+// IEEE binary16 through the compiler's _Float16 (round to nearest even, subnormals, inf and NaN kept).
+inline std::uint16_t float_to_fp16(float f) { return std::bit_cast<std::uint16_t>(static_cast<_Float16>(f)); }
+inline float fp16_to_float(std::uint16_t h) { return static_cast<float>(std::bit_cast<_Float16>(h)); }
 
 }  // namespace attnbench

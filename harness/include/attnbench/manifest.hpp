@@ -29,7 +29,10 @@ struct TimingPolicy {
   double max_time_s = 2.0;   // ...or once this much time was spent sampling
   bool cold_cache = false;   // flush the last-level cache before every timed sample
   double timeout_s = 120.0;  // a cell whose runs take longer than this in all is failed ("timeout")
+  // Whether the manifest set max_noise; where it did not, GPU cells use kGpuMaxNoise instead.
+  bool max_noise_given = false;
 };
+inline constexpr double kGpuMaxNoise = 0.005;
 
 struct MethodEntry {
   std::string label;  // unique in the manifest; defaults to the name

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@ struct TimingStats {
   double rse = 0;           // relative standard error of the median (see median_rse)
   bool converged = false;   // rse <= max_noise when sampling stopped
   std::string stop_reason;  // "noise", "time", "max_samples" or "timeout"
+  std::int64_t discarded = 0;  // samples thrown away (GPU: the SM clock fell under 75% of its default)
 };
 
 // Relative standard error of the median of `s`: 1.2533 · 1.4826 · MAD / (√n · median). The MAD-based
@@ -43,8 +45,26 @@ struct Measurement {
   std::vector<double> samples;  // seconds, in the order taken
 };
 
-// Runs `once` under the policy. A run that brings the cell's total past timeout_s ends sampling with
-// stop_reason "timeout" (the caller records the cell as failed).
+// Where samples come from. The CPU sampler times a function with the steady clock; the CUDA backend
+// brackets launches with events; an MPI run takes the slowest rank's time for every sample.
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  virtual void warmup() = 0;  // one untimed run
+  // One timed sample in seconds (flushing caches first when `cold`), or nullopt when it must be
+  // discarded (and counted), e.g. because the device clock throttled during it.
+  virtual std::optional<double> sample(bool cold) = 0;
+  // Ranks of a distributed cell must stop sampling together: returns rank 0's decision, which every
+  // rank then follows. A single process keeps its own.
+  virtual int agree(int decision) { return decision; }
+};
+
+// Runs the sampler under the policy: warm-up, then samples until the median's relative standard error
+// is at most max_noise (after min_samples), or max_time_s, or max_samples. A run that brings the cell's
+// total past timeout_s ends sampling with stop_reason "timeout" (the caller records the cell as failed).
+Measurement measure(Sampler& sampler, const TimingPolicy& policy);
+
+// The CPU sampler: `once` timed with the steady clock, the last-level cache flushed for cold samples.
 Measurement measure(const std::function<void()>& once, const TimingPolicy& policy, CacheFlusher* flusher);
 
 }  // namespace attnbench

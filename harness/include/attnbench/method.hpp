@@ -26,11 +26,25 @@ struct Support {
   explicit operator bool() const { return ok; }
 };
 
+// Named figures a plan counts besides time (bytes communicated, per-rank busy time, device workspace);
+// the runner records them with the task's metrics.
+using Counters = std::vector<std::pair<std::string, double>>;
+
+// The harness calls, in order: prepare(in) once, untimed; run(in, out) for warm-up and every timed
+// sample; then poison(), run(in, out) and collect(out) for the scored output; counters() last.
+// A CPU plan needs only run(). A device plan uploads its inputs in prepare(), runs on the device in
+// run() (asynchronously: the backend's clock brackets it), fills its device output with NaN in
+// poison() and downloads it in collect(). A distributed plan takes its rank's shard in prepare()
+// and gathers the output to rank 0 in collect().
 class Plan {
  public:
   virtual ~Plan() = default;
+  virtual void prepare(const Inputs& /*in*/) {}
   // Computes `out` from `in`. Must write every element of `out`; the harness poisons it first.
   virtual void run(const Inputs& in, Tensor& out) = 0;
+  virtual void poison() {}
+  virtual void collect(Tensor& /*out*/) {}
+  virtual Counters counters() const { return {}; }
 };
 
 struct MethodInfo {
@@ -52,6 +66,20 @@ class Method {
   // The element type the method writes; the float64 oracle writes fp64, everything else the input's.
   virtual Dtype output_dtype(const Problem& p) const { return p.dtype; }
   virtual std::unique_ptr<Plan> plan(const Problem& p, const Params& params, const Device& d) const = 0;
+  // MPI ranks one cell of this method needs (distributed methods: their `ranks` parameter).
+  virtual int ranks(const Params& /*params*/) const { return 1; }
+};
+
+// A method's implementation on a device other than the CPU, registered beside the method under its name
+// (the CUDA kernels register one for each method they implement, and GPU-only methods such as `cublas`
+// register a Method whose CPU backend list is empty). On that device the runner asks only the DeviceImpl.
+class DeviceImpl {
+ public:
+  virtual ~DeviceImpl() = default;
+  virtual Support supports(const Problem& p, const Params& params, const Device& d) const = 0;
+  virtual std::unique_ptr<Plan> plan(const Problem& p, const Params& params, const Device& d) const = 0;
+  // The element type written on this device (the CPU method's choice unless overridden).
+  virtual Dtype output_dtype(const Problem& p) const { return p.dtype; }
 };
 
 class MethodRegistry {
@@ -61,9 +89,14 @@ class MethodRegistry {
   const Method* find(const std::string& name) const;
   std::vector<std::string> names() const;  // sorted
 
+  void add_impl(const std::string& method, Device::Kind kind, std::unique_ptr<DeviceImpl> impl);
+  const DeviceImpl* impl(const std::string& method, Device::Kind kind) const;  // null: none built
+  // "cpu" where info().backends says so, plus every device with a registered DeviceImpl.
+  std::vector<std::string> backends(const std::string& method) const;
+
  private:
   std::map<std::string, std::unique_ptr<Method>> methods_;
-  std::map<std::string, MethodInfo> infos_;
+  std::map<std::pair<std::string, Device::Kind>, std::unique_ptr<DeviceImpl>> impls_;
 };
 
 template <class M>
@@ -71,8 +104,20 @@ struct MethodRegistration {
   MethodRegistration() { MethodRegistry::instance().add(std::make_unique<M>()); }
 };
 
+template <class I>
+struct DeviceImplRegistration {
+  DeviceImplRegistration(const char* method, Device::Kind kind) {
+    MethodRegistry::instance().add_impl(method, kind, std::make_unique<I>());
+  }
+};
+
 }  // namespace attnbench
 
 // Registers method class M when the object file is linked: one line at the bottom of its source file.
 #define ATTNBENCH_REGISTER_METHOD(M) \
   static const ::attnbench::MethodRegistration<M> attnbench_method_registration_##M {}
+
+// Registers DeviceImpl class I as method NAME's implementation on CUDA devices.
+#define ATTNBENCH_REGISTER_CUDA_IMPL(NAME, I) \
+  static const ::attnbench::DeviceImplRegistration<I> attnbench_cuda_impl_registration_##I{NAME, \
+                                                                                          ::attnbench::Device::Kind::cuda}

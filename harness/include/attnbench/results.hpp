@@ -48,7 +48,8 @@ struct ResultsFile {
   std::string manifest_name;
   std::string manifest_path;
   std::string environment;          // JSON object text (see harness/environment.hpp)
-  std::int64_t expected_cells = 0;  // how many cells the manifest expands to
+  std::int64_t expected_cells = 0;  // how many cells the manifest (or this shard of it) expands to
+  std::string shard;                // "I/N" when the run was one shard of N (attnbench run --shard); "" otherwise
   std::vector<CellRecord> cells;
 };
 

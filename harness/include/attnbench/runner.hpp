@@ -7,6 +7,7 @@
 #include "attnbench/device.hpp"
 #include "attnbench/manifest.hpp"
 #include "attnbench/results.hpp"
+#include "attnbench/shard.hpp"
 
 namespace attnbench {
 
@@ -18,13 +19,18 @@ struct RunOptions {
   int threads = 0;                   // 0: OpenMP's default
   std::ostream* progress = nullptr;  // per-cell progress lines (stderr in the CLI)
   bool progress_tty = false;         // rewrite one line in place instead of a line per cell
+  Shard shard;                       // run only this slice of the cells (--shard I/N)
 };
 
 struct RunSummary {
   std::int64_t total = 0, ran = 0, skipped_done = 0, ok = 0, failed = 0, unsupported = 0;
 };
 
-// Throws ResultsError when --resume meets a file from another manifest.
+// Throws ResultsError when --resume meets a file from another manifest (or another shard of it).
+//
+// Under mpirun every rank calls this with the same arguments. Rank 0 runs the single-process cells
+// (the others wait without spinning), all ranks a distributed method needs run its cells together on
+// a communicator of the first N ranks, and rank 0 alone scores, writes the file and prints progress.
 RunSummary run_manifest(const Manifest& m, const RunOptions& opts);
 
 }  // namespace attnbench

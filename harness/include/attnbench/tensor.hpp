@@ -1,4 +1,4 @@
-// A dense host tensor in [batch, heads, length, dim] order, stored as fp32, bf16 or fp64.
+// A dense host tensor in [batch, heads, length, dim] order, stored as fp32, bf16, fp16 or fp64.
 #pragma once
 #include <array>
 #include <cstddef>
@@ -27,6 +27,8 @@ class Tensor {
   const float* f32() const;
   std::uint16_t* bf16();
   const std::uint16_t* bf16() const;
+  std::uint16_t* f16();
+  const std::uint16_t* f16() const;
   double* f64();
   const double* f64() const;
 
