@@ -47,7 +47,11 @@ inline Tensor run_method(const std::string& name, const Problem& p, const Inputs
   if (!s) throw std::runtime_error("method '" + name + "' refused " + p.describe() + ": " + s.reason);
   Tensor out = make_output(p, m.output_dtype(p));
   out.poison();
-  m.plan(p, params, cpu)->run(inputs, out);
+  auto plan = m.plan(p, params, cpu);
+  plan->prepare(inputs);
+  plan->poison();
+  plan->run(inputs, out);
+  plan->collect(out);
   return out;
 }
 
