@@ -85,8 +85,8 @@ Inputs structured_inputs(const Problem& p, std::uint64_t seed, const StructuredS
   if (!(spec.drift >= 0 && spec.drift < 1)) throw std::invalid_argument("structured inputs: drift must be in [0, 1)");
   if (!(spec.sink_scale > 0)) throw std::invalid_argument("structured inputs: sink_scale must be positive");
   if (spec.outliers < 0) throw std::invalid_argument("structured inputs: outliers must not be negative");
-  // bf16 is generated in fp32 and rounded once, after RoPE; fp32 and fp64 are generated in place.
-  const Dtype work = p.dtype == Dtype::bf16 ? Dtype::f32 : p.dtype;
+  // bf16 and fp16 are generated in fp32 and rounded once, after RoPE; fp32 and fp64 are generated in place.
+  const Dtype work = p.dtype == Dtype::bf16 || p.dtype == Dtype::f16 ? Dtype::f32 : p.dtype;
   Tensor q(work, {p.batch, p.heads, p.q_len, p.head_dim});
   Tensor k(work, {p.batch, p.kv_heads, p.kv_len, p.head_dim});
   Tensor v(work, {p.batch, p.kv_heads, p.kv_len, p.value_dim});
