@@ -3,6 +3,7 @@
 set -euo pipefail
 packages=(cmake make g++ git pkg-config
           libhdf5-dev nlohmann-json3-dev libboost-program-options-dev catch2 libbenchmark-dev
+          libopenmpi-dev openmpi-bin
           python3 python3-h5py python3-pandas)
 missing=()
 for p in "${packages[@]}"; do
