@@ -1,0 +1,522 @@
+// One rank's queries against one block of keys, folded into an online-softmax state: the tile loop of
+// flash_core (scores kept keys × queries so that every query owns a vector lane), with the state read
+// from and written back to a SoftmaxState instead of being normalised, so blocks from other ranks merge.
+#include "kernels/distributed/block_attention.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <type_traits>
+
+namespace attnbench::kernels::distributed {
+namespace {
+
+// The vector width of the build, as in flash_core.cpp: 16 lanes with AVX-512, 8 with AVX, 4 otherwise.
+#if defined(__AVX512F__)
+constexpr std::int64_t kLanes = 16;
+typedef float vfloat __attribute__((vector_size(64)));
+typedef std::int32_t vint __attribute__((vector_size(64)));
+#elif defined(__AVX__)
+constexpr std::int64_t kLanes = 8;
+typedef float vfloat __attribute__((vector_size(32)));
+typedef std::int32_t vint __attribute__((vector_size(32)));
+#else
+constexpr std::int64_t kLanes = 4;
+typedef float vfloat __attribute__((vector_size(16)));
+typedef std::int32_t vint __attribute__((vector_size(16)));
+#endif
+
+constexpr std::int64_t kKeyRows = 4;
+constexpr std::int64_t kQueryVecs = kLanes == 16 ? 4 : 2;
+constexpr std::int64_t kOutRows = 4;
+constexpr std::int64_t kValueVecs = kLanes == 16 ? 4 : 2;
+constexpr std::int64_t kDecodeKeys = 64;  // keys scored at a time by the decoding form
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kLog2e = 1.4426950408889634f;
+
+std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m * m; }
+
+inline vfloat load(const float* p) {
+  vfloat v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, vfloat v) { std::memcpy(p, &v, sizeof v); }
+inline vfloat pin(vfloat v) {  // keeps a loaded vector in a register (see flash_core.cpp)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  asm("" : "+v"(v));
+#endif
+  return v;
+}
+inline vfloat splat(float x) { return vfloat{} + x; }
+inline vfloat vmax(vfloat a, vfloat b) { return a > b ? a : b; }
+
+// 2^x for x <= 0 (or -inf), lane-wise, relative error about 2e-7; below 2^-126 exactly 0.
+inline vfloat exp2_nonpositive(vfloat x) {
+  const vfloat lo = splat(-126.0f);
+  const auto underflow = x < lo;
+  x = underflow ? lo : x;
+  const vfloat magic = splat(12582912.0f);
+  const vfloat t = x + magic;
+  const vfloat n = t - magic;
+  const vfloat f = x - n;
+  vfloat poly = 1.535336188319500e-4f * f + 1.339887440266574e-3f;
+  poly = poly * f + 9.618437357674640e-3f;
+  poly = poly * f + 5.550332471162809e-2f;
+  poly = poly * f + 2.402264791363012e-1f;
+  poly = poly * f + 6.931472028550421e-1f;
+  poly = poly * f + 1.0f;
+  const vint exponent = (std::bit_cast<vint>(t) - 0x4B400000) << 23;
+  vint bits = std::bit_cast<vint>(poly) + exponent;
+  bits = underflow ? vint{} : bits;
+  return std::bit_cast<vfloat>(bits);
+}
+
+inline float widen(float x) { return x; }
+inline float widen(std::uint16_t x) { return bf16_to_float(x); }
+
+template <std::int64_t Rows, std::int64_t Vecs>
+inline void score_micro_tile(const float* k, std::int64_t ldk, const float* qt, std::int64_t ldq, float* st,
+                             std::int64_t head_dim) {
+  vfloat acc[Rows][Vecs] = {};
+  for (std::int64_t d = 0; d < head_dim; ++d) {
+    vfloat q[Vecs];
+#pragma GCC unroll 4
+    for (std::int64_t v = 0; v < Vecs; ++v) q[v] = pin(load(qt + d * ldq + v * kLanes));
+#pragma GCC unroll 4
+    for (std::int64_t r = 0; r < Rows; ++r) {
+      const float kd = k[r * ldk + d];
+#pragma GCC unroll 4
+      for (std::int64_t v = 0; v < Vecs; ++v) acc[r][v] += kd * q[v];
+    }
+  }
+#pragma GCC unroll 4
+  for (std::int64_t r = 0; r < Rows; ++r)
+#pragma GCC unroll 4
+    for (std::int64_t v = 0; v < Vecs; ++v) store(st + r * ldq + v * kLanes, acc[r][v]);
+}
+
+template <std::int64_t Rows>
+inline void score_rows(const float* k, std::int64_t ldk, const float* qt, std::int64_t ldq, float* st,
+                       std::int64_t head_dim, std::int64_t query_vecs) {
+  std::int64_t v = 0;
+  for (; v + kQueryVecs <= query_vecs; v += kQueryVecs)
+    score_micro_tile<Rows, kQueryVecs>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim);
+  switch (query_vecs - v) {
+    case 3:
+      score_micro_tile<Rows, 3>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim);
+      break;
+    case 2:
+      score_micro_tile<Rows, 2>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim);
+      break;
+    case 1:
+      score_micro_tile<Rows, 1>(k, ldk, qt + v * kLanes, ldq, st + v * kLanes, head_dim);
+      break;
+    default:
+      break;
+  }
+}
+
+template <std::int64_t Vecs>
+inline void value_micro_tile(const float* pt, std::int64_t ldp, const float* v, std::int64_t ldv, float* acc,
+                             std::int64_t lda, std::int64_t kv_count) {
+  vfloat sum[kOutRows][Vecs];
+#pragma GCC unroll 4
+  for (std::int64_t r = 0; r < kOutRows; ++r)
+#pragma GCC unroll 4
+    for (std::int64_t c = 0; c < Vecs; ++c) sum[r][c] = load(acc + r * lda + c * kLanes);
+  for (std::int64_t j = 0; j < kv_count; ++j) {
+    vfloat vv[Vecs];
+#pragma GCC unroll 4
+    for (std::int64_t c = 0; c < Vecs; ++c) vv[c] = pin(load(v + j * ldv + c * kLanes));
+#pragma GCC unroll 4
+    for (std::int64_t r = 0; r < kOutRows; ++r) {
+      const float p = pt[j * ldp + r];
+#pragma GCC unroll 4
+      for (std::int64_t c = 0; c < Vecs; ++c) sum[r][c] += p * vv[c];
+    }
+  }
+#pragma GCC unroll 4
+  for (std::int64_t r = 0; r < kOutRows; ++r)
+#pragma GCC unroll 4
+    for (std::int64_t c = 0; c < Vecs; ++c) store(acc + r * lda + c * kLanes, sum[r][c]);
+}
+
+// The per-thread regions of BlockAttention's buffer, in floats from the slice start.
+struct TileLayout {
+  std::int64_t q_tile, k_tile, v_tile, scores, acc, row_max, row_sum, alpha, per_thread;
+};
+struct DecodeLayout {
+  std::int64_t query, scores, per_thread;
+};
+
+TileLayout tile_layout(const BlockShape& s, std::int64_t cols, std::int64_t vdim, std::int64_t block_q,
+                       std::int64_t block_k) {
+  TileLayout l{};
+  std::int64_t at = 0;
+  auto take = [&](std::int64_t floats) {
+    const std::int64_t start = at;
+    at += round_up(floats, 16);
+    return start;
+  };
+  l.q_tile = take(s.head_dim * cols);
+  l.k_tile = take(block_k * s.head_dim);
+  l.v_tile = take(block_k * vdim);
+  l.scores = take(block_k * cols);
+  l.acc = take(std::max(round_up(block_q, kOutRows), cols) * vdim);
+  l.row_max = take(cols);
+  l.row_sum = take(cols);
+  l.alpha = take(cols);
+  l.per_thread = at;
+  return l;
+}
+
+DecodeLayout decode_layout(const BlockShape& s) {
+  const std::int64_t rows = s.heads / s.kv_heads * s.q_rows;
+  DecodeLayout l{};
+  l.query = 0;
+  l.scores = round_up(rows * s.head_dim, 16);
+  l.per_thread = l.scores + rows * kDecodeKeys;
+  return l;
+}
+
+template <class T>
+void accumulate_tiles(const BlockShape& s, std::int64_t block_q, std::int64_t block_k, std::int64_t cols_max,
+                      std::int64_t ldv, int threads, float* buffer, std::int64_t per_thread, const T* qbase,
+                      const T* kbase, const T* vbase, std::int64_t Lk, std::int64_t diagonal, SoftmaxState& state) {
+  const std::int64_t B = s.batch, H = s.heads, Lq = s.q_rows, D = s.head_dim, Dv = s.value_dim;
+  const std::int64_t G = s.heads / s.kv_heads;
+  const std::int64_t bq = block_q, bk = block_k;
+  const std::int64_t q_tiles = (Lq + bq - 1) / bq, k_tiles = (Lk + bk - 1) / bk;
+  const std::int64_t items = q_tiles * B * H;
+  const TileLayout L = tile_layout(s, cols_max, ldv, bq, bk);
+  const std::int64_t ldq = cols_max;
+  constexpr bool in_place = std::is_same_v<T, float>;
+  const bool values_in_place = in_place && Dv % kLanes == 0;
+  const float qscale = static_cast<float>(s.scale) * kLog2e;
+  const bool masked = diagonal != kNoMask;
+
+#pragma omp parallel num_threads(threads)
+  {
+    float* slice = buffer + static_cast<std::int64_t>(omp_get_thread_num()) * per_thread;
+    float* qt = slice + L.q_tile;
+    float* ktile = slice + L.k_tile;
+    float* vtile = slice + L.v_tile;
+    float* st = slice + L.scores;
+    float* acc = slice + L.acc;
+    float* row_max = slice + L.row_max;
+    float* row_sum = slice + L.row_sum;
+    float* alpha = slice + L.alpha;
+
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t item = 0; item < items; ++item) {
+      const std::int64_t qtile = q_tiles - 1 - item / (B * H);
+      const std::int64_t bh = item % (B * H), b = bh / H, h = bh % H, kvh = h / G;
+      const std::int64_t q0 = qtile * bq, nq = std::min(bq, Lq - q0);
+      if (masked && q0 + nq - 1 + diagonal < 0) continue;  // no key of this block is visible to these queries
+      const std::int64_t cols = round_up(nq, kLanes), query_vecs = cols / kLanes;
+      const std::int64_t out_rows = round_up(nq, kOutRows);
+
+      const T* qsrc = qbase + ((b * H + h) * Lq + q0) * D;
+      for (std::int64_t i = 0; i < nq; ++i)
+        for (std::int64_t d = 0; d < D; ++d) qt[d * ldq + i] = widen(qsrc[i * D + d]) * qscale;
+      if (cols > nq)
+        for (std::int64_t d = 0; d < D; ++d) std::fill(qt + d * ldq + nq, qt + d * ldq + cols, 0.0f);
+      // The state of these rows into the tile; padding rows start empty and are never written back.
+      const std::int64_t row0 = (b * H + h) * Lq + q0;
+      std::fill(acc, acc + std::max(out_rows, cols) * ldv, 0.0f);
+      for (std::int64_t i = 0; i < nq; ++i)
+        std::memcpy(acc + i * ldv, state.acc.data() + (row0 + i) * Dv, static_cast<std::size_t>(Dv) * sizeof(float));
+      std::fill(row_max, row_max + cols, kNegInf);
+      std::fill(row_sum, row_sum + cols, 0.0f);
+      std::copy(state.max.begin() + row0, state.max.begin() + row0 + nq, row_max);
+      std::copy(state.sum.begin() + row0, state.sum.begin() + row0 + nq, row_sum);
+
+      const T* ksrc = kbase + (b * s.kv_heads + kvh) * Lk * D;
+      const T* vsrc = vbase + (b * s.kv_heads + kvh) * Lk * Dv;
+      for (std::int64_t kti = 0; kti < k_tiles; ++kti) {
+        const std::int64_t k0 = kti * bk, nk = std::min(bk, Lk - k0);
+        bool partial = false;
+        if (masked) {
+          if (k0 > q0 + nq - 1 + diagonal) break;  // this and every later tile are empty
+          partial = k0 + nk - 1 > q0 + diagonal;
+        }
+
+        const float* keys;
+        if constexpr (in_place) {
+          keys = ksrc + k0 * D;
+        } else {
+          for (std::int64_t j = 0; j < nk * D; ++j) ktile[j] = widen(ksrc[k0 * D + j]);
+          keys = ktile;
+        }
+        const float* values = vtile;
+        std::int64_t ldval = ldv;
+        if (values_in_place) {
+          if constexpr (in_place) values = vsrc + k0 * Dv;
+          ldval = Dv;
+        } else {
+          for (std::int64_t j = 0; j < nk; ++j) {
+            float* vdst = vtile + j * ldv;
+            for (std::int64_t c = 0; c < Dv; ++c) vdst[c] = widen(vsrc[(k0 + j) * Dv + c]);
+            std::fill(vdst + Dv, vdst + ldv, 0.0f);
+          }
+        }
+
+        std::int64_t j0 = 0;
+        for (; j0 + kKeyRows <= nk; j0 += kKeyRows)
+          score_rows<kKeyRows>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
+        switch (nk - j0) {
+          case 3:
+            score_rows<3>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
+            break;
+          case 2:
+            score_rows<2>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
+            break;
+          case 1:
+            score_rows<1>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
+            break;
+          default:
+            break;
+        }
+
+        if (partial)  // key k0 + j is visible to query q0 + i when i >= k0 + j - diagonal - q0
+          for (std::int64_t j = 0; j < nk; ++j) {
+            const std::int64_t first_seen = std::clamp<std::int64_t>(k0 + j - diagonal - q0, 0, nq);
+            std::fill(st + j * ldq, st + j * ldq + first_seen, kNegInf);
+          }
+
+        for (std::int64_t i = 0; i < cols; i += kLanes) {
+          vfloat tile_max = splat(kNegInf);
+          for (std::int64_t j = 0; j < nk; ++j) tile_max = vmax(tile_max, load(st + j * ldq + i));
+          const vfloat m_old = load(row_max + i);
+          const vfloat m_new = vmax(m_old, tile_max);
+          const vfloat m_sub = m_new == splat(kNegInf) ? vfloat{} : m_new;
+          vfloat sum{};
+          for (std::int64_t j = 0; j < nk; ++j) {
+            const vfloat e = exp2_nonpositive(load(st + j * ldq + i) - m_sub);
+            store(st + j * ldq + i, e);
+            sum += e;
+          }
+          const vfloat a = exp2_nonpositive(m_old - m_sub);
+          store(alpha + i, a);
+          store(row_sum + i, load(row_sum + i) * a + sum);
+          store(row_max + i, m_new);
+        }
+        for (std::int64_t i = 0; i < nq; ++i)
+          if (alpha[i] != 1.0f) {
+            float* arow = acc + i * ldv;
+            const float a = alpha[i];
+#pragma omp simd
+            for (std::int64_t c = 0; c < ldv; ++c) arow[c] *= a;
+          }
+
+        for (std::int64_t i0 = 0; i0 < out_rows; i0 += kOutRows) {
+          float* arow = acc + i0 * ldv;
+          std::int64_t c = 0;
+          for (; c + kValueVecs * kLanes <= ldv; c += kValueVecs * kLanes)
+            value_micro_tile<kValueVecs>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+          switch ((ldv - c) / kLanes) {
+            case 3:
+              value_micro_tile<3>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+              break;
+            case 2:
+              value_micro_tile<2>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+              break;
+            case 1:
+              value_micro_tile<1>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+              break;
+            default:
+              break;
+          }
+        }
+      }
+
+      for (std::int64_t i = 0; i < nq; ++i)
+        std::memcpy(state.acc.data() + (row0 + i) * Dv, acc + i * ldv, static_cast<std::size_t>(Dv) * sizeof(float));
+      std::copy(row_max, row_max + nq, state.max.begin() + row0);
+      std::copy(row_sum, row_sum + nq, state.sum.begin() + row0);
+    }
+  }
+}
+
+// Decoding: one item per (batch, kv head) with the group's query heads × queries as rows; each key row
+// is read once for all of them, scores are dot products along head_dim.
+template <class T>
+void accumulate_rows(const BlockShape& s, int threads, float* buffer, std::int64_t per_thread, const T* qbase,
+                     const T* kbase, const T* vbase, std::int64_t Lk, std::int64_t diagonal, SoftmaxState& state) {
+  const std::int64_t B = s.batch, H = s.heads, Hkv = s.kv_heads, G = H / Hkv, Lq = s.q_rows;
+  const std::int64_t D = s.head_dim, Dv = s.value_dim, rows = G * Lq;
+  const DecodeLayout L = decode_layout(s);
+  const float qscale = static_cast<float>(s.scale) * kLog2e;
+
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) num_threads(threads)
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t kvh = 0; kvh < Hkv; ++kvh) {
+      float* slice = buffer + static_cast<std::int64_t>(omp_get_thread_num()) * per_thread;
+      float* qf = slice + L.query;
+      float* st = slice + L.scores;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t h = kvh * G + r / Lq, i = r % Lq;
+        const T* qsrc = qbase + ((b * H + h) * Lq + i) * D;
+        for (std::int64_t d = 0; d < D; ++d) qf[r * D + d] = widen(qsrc[d]) * qscale;
+      }
+      const T* kbh = kbase + (b * Hkv + kvh) * Lk * D;
+      const T* vbh = vbase + (b * Hkv + kvh) * Lk * Dv;
+      for (std::int64_t j0 = 0; j0 < Lk; j0 += kDecodeKeys) {
+        const std::int64_t nj = std::min(kDecodeKeys, Lk - j0);
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const std::int64_t i = r % Lq;
+          // Keys [0, visible) of the block are visible to query i.
+          const std::int64_t visible = diagonal == kNoMask ? Lk : std::clamp<std::int64_t>(i + diagonal + 1, 0, Lk);
+          const std::int64_t nv = std::clamp<std::int64_t>(visible - j0, 0, nj);
+          float* srow = st + r * kDecodeKeys;
+          const float* qrow = qf + r * D;
+          for (std::int64_t j = 0; j < nv; ++j) {
+            const T* krow = kbh + (j0 + j) * D;
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (std::int64_t d = 0; d < D; ++d) dot += qrow[d] * widen(krow[d]);
+            srow[j] = dot;
+          }
+          std::fill(srow + nv, srow + kDecodeKeys, kNegInf);
+        }
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const std::int64_t h = kvh * G + r / Lq, i = r % Lq, row = (b * H + h) * Lq + i;
+          float* srow = st + r * kDecodeKeys;
+          vfloat vm = splat(kNegInf);
+          for (std::int64_t j = 0; j < kDecodeKeys; j += kLanes) vm = vmax(vm, load(srow + j));
+          float tile_max = kNegInf;
+          for (std::int64_t l = 0; l < kLanes; ++l) tile_max = std::max(tile_max, vm[l]);
+          const float m_old = state.max[static_cast<std::size_t>(row)];
+          const float m_new = std::max(m_old, tile_max);
+          if (m_new == kNegInf) {  // nothing visible yet: probabilities all 0
+            std::fill(srow, srow + kDecodeKeys, 0.0f);
+            continue;
+          }
+          vfloat vsum{};
+          for (std::int64_t j = 0; j < kDecodeKeys; j += kLanes) {
+            const vfloat e = exp2_nonpositive(load(srow + j) - splat(m_new));
+            store(srow + j, e);
+            vsum += e;
+          }
+          float sum = 0.0f;
+          for (std::int64_t l = 0; l < kLanes; ++l) sum += vsum[l];
+          const float a = m_old == kNegInf ? 0.0f : std::exp2(m_old - m_new);
+          float* arow = state.acc.data() + row * Dv;
+          if (a != 1.0f) {
+#pragma omp simd
+            for (std::int64_t c = 0; c < Dv; ++c) arow[c] *= a;
+          }
+          state.sum[static_cast<std::size_t>(row)] = state.sum[static_cast<std::size_t>(row)] * a + sum;
+          state.max[static_cast<std::size_t>(row)] = m_new;
+        }
+        for (std::int64_t j = 0; j < nj; ++j) {
+          const T* vrow = vbh + (j0 + j) * Dv;
+          for (std::int64_t r = 0; r < rows; ++r) {
+            const float pr = st[r * kDecodeKeys + j];
+            if (pr == 0.0f) continue;
+            const std::int64_t h = kvh * G + r / Lq, row = (b * H + h) * Lq + r % Lq;
+            float* arow = state.acc.data() + row * Dv;
+#pragma omp simd
+            for (std::int64_t c = 0; c < Dv; ++c) arow[c] += pr * widen(vrow[c]);
+          }
+        }
+      }
+    }
+}
+
+}  // namespace
+
+SoftmaxState::SoftmaxState(std::int64_t rows_, std::int64_t value_dim_)
+    : rows(rows_),
+      value_dim(value_dim_),
+      max(static_cast<std::size_t>(rows_)),
+      sum(static_cast<std::size_t>(rows_)),
+      acc(static_cast<std::size_t>(rows_ * value_dim_)) {
+  reset();
+}
+
+void SoftmaxState::reset() {
+  std::fill(max.begin(), max.end(), kNegInf);
+  std::fill(sum.begin(), sum.end(), 0.0f);
+  std::fill(acc.begin(), acc.end(), 0.0f);
+}
+
+BlockAttention::BlockAttention(const BlockShape& s, Dtype dtype, std::int64_t max_kv_rows, int threads,
+                               std::int64_t block_q, std::int64_t block_k)
+    : shape_(s), dtype_(dtype), block_q_(block_q), block_k_(block_k), threads_(threads) {
+  (void)max_kv_rows;  // tiles are independent of the block length
+  if (dtype != Dtype::f32 && dtype != Dtype::bf16) throw std::invalid_argument("block attention: fp32 or bf16 only");
+  if (threads < 1 || s.kv_heads < 1 || s.heads % s.kv_heads != 0)
+    throw std::invalid_argument("block attention: needs a thread and heads divisible by kv_heads");
+  cols_ = round_up(block_q_, kLanes);
+  vdim_ = round_up(std::max<std::int64_t>(s.value_dim, 1), kLanes);
+  per_thread_ =
+      std::max(tile_layout(s, cols_, vdim_, block_q_, block_k_).per_thread, round_up(decode_layout(s).per_thread, 16));
+  buffer_ = AlignedFloats(static_cast<std::size_t>(per_thread_ * threads));
+}
+
+void BlockAttention::accumulate(const void* q, const void* k, const void* v, std::int64_t kv_rows,
+                                std::int64_t diagonal, SoftmaxState& state) {
+  if (kv_rows <= 0) return;
+  if (dtype_ == Dtype::bf16)
+    accumulate_tiles(shape_, block_q_, block_k_, cols_, vdim_, threads_, buffer_.data(), per_thread_,
+                     static_cast<const std::uint16_t*>(q), static_cast<const std::uint16_t*>(k),
+                     static_cast<const std::uint16_t*>(v), kv_rows, diagonal, state);
+  else
+    accumulate_tiles(shape_, block_q_, block_k_, cols_, vdim_, threads_, buffer_.data(), per_thread_,
+                     static_cast<const float*>(q), static_cast<const float*>(k), static_cast<const float*>(v), kv_rows,
+                     diagonal, state);
+}
+
+void BlockAttention::accumulate_decode(const void* q, const void* k, const void* v, std::int64_t kv_rows,
+                                       std::int64_t diagonal, SoftmaxState& state) {
+  if (kv_rows <= 0) return;
+  if (dtype_ == Dtype::bf16)
+    accumulate_rows(shape_, threads_, buffer_.data(), per_thread_, static_cast<const std::uint16_t*>(q),
+                    static_cast<const std::uint16_t*>(k), static_cast<const std::uint16_t*>(v), kv_rows, diagonal,
+                    state);
+  else
+    accumulate_rows(shape_, threads_, buffer_.data(), per_thread_, static_cast<const float*>(q),
+                    static_cast<const float*>(k), static_cast<const float*>(v), kv_rows, diagonal, state);
+}
+
+void normalise(const SoftmaxState& state, Dtype dtype, void* out) {
+  const std::int64_t Dv = state.value_dim;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < state.rows; ++r) {
+    const float l = state.sum[static_cast<std::size_t>(r)];
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    const float* a = state.acc.data() + r * Dv;
+    if (dtype == Dtype::bf16) {
+      std::uint16_t* o = static_cast<std::uint16_t*>(out) + r * Dv;
+      for (std::int64_t c = 0; c < Dv; ++c) o[c] = float_to_bf16(a[c] * inv);
+    } else {
+      float* o = static_cast<float*>(out) + r * Dv;
+#pragma omp simd
+      for (std::int64_t c = 0; c < Dv; ++c) o[c] = a[c] * inv;
+    }
+  }
+}
+
+void rescale_to(SoftmaxState& state, const float* global_max) {
+  const std::int64_t Dv = state.value_dim;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < state.rows; ++r) {
+    const std::size_t i = static_cast<std::size_t>(r);
+    const float m = state.max[i], g = global_max[r];
+    const float w = (m == kNegInf || g == kNegInf) ? 0.0f : std::exp2(m - g);
+    state.sum[i] *= w;
+    float* a = state.acc.data() + r * Dv;
+#pragma omp simd
+    for (std::int64_t c = 0; c < Dv; ++c) a[c] *= w;
+    state.max[i] = g;
+  }
+}
+
+}  // namespace attnbench::kernels::distributed
