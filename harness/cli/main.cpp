@@ -14,6 +14,7 @@
 #include "attnbench/environment.hpp"
 #include "attnbench/manifest.hpp"
 #include "attnbench/mask.hpp"
+#include "attnbench/merge.hpp"
 #include "attnbench/method.hpp"
 #include "attnbench/mpi_runtime.hpp"
 #include "attnbench/plugin.hpp"
@@ -40,6 +41,8 @@ const char* kUsage =
     "  run MANIFEST       run every cell of a suite and write one HDF5 result file\n"
     "  validate MANIFEST  check a manifest; print its cell count and unsupported method x task pairs\n"
     "  list WHAT          list registered methods, tasks or masks\n"
+    "  merge A.h5 B.h5... -o ALL.h5\n"
+    "                     join the result files of a sharded suite (run --shard I/N) into one\n"
     "  report FILE.h5...  tables from result files (Markdown, LaTeX, CSV); --figures DIR writes SVG figures\n"
     "  env                what a run records about this machine and build\n"
     "\n"
@@ -280,6 +283,47 @@ int cmd_report(const std::vector<std::string>& args) {
   return kOk;
 }
 
+int cmd_merge(const std::vector<std::string>& args) {
+  po::options_description opts("merge options");
+  opts.add_options()("files", po::value<std::vector<std::string>>()->required(),
+                     "result files of the shards of one suite (attnbench run --shard I/N)")(
+      "output,o", po::value<std::string>()->required(), "the merged result file")("overwrite", po::bool_switch(),
+                                                                                  "replace an existing output file")(
+      "plugin", po::value<std::vector<std::string>>()->composing(),
+      "shared library of extra methods/tasks the suite used (repeatable): the stored manifest is expanded again");
+  po::positional_options_description pos;
+  pos.add("files", -1);
+  po::variables_map vm;
+  if (!parse("merge",
+             "A.h5 B.h5 ... -o ALL.h5 [--overwrite] [--plugin LIB]\n\n"
+             "Checks that the files come from the same manifest and build, refuses a cell held by two files, and\n"
+             "writes one file with every cell. Exit codes: 0 every cell of the manifest is there; 1 merged, but\n"
+             "cells are missing (their count, then their ids, on stderr); 2 bad input (nothing written).",
+             opts, pos, args, vm))
+    return kOk;
+  load_plugins(vm);
+  const std::string output = vm["output"].as<std::string>();
+  if (!vm["overwrite"].as<bool>() && std::filesystem::exists(output))
+    throw UsageError("attnbench merge: " + output + " exists; pass --overwrite to replace it");
+  std::vector<ResultsFile> parts;
+  for (const auto& f : vm["files"].as<std::vector<std::string>>()) parts.push_back(read_results(f));
+  MergeResult mr;
+  try {
+    mr = merge_results(parts);
+  } catch (const MergeError& e) {
+    throw UsageError("attnbench merge: " + std::string(e.what()));
+  }
+  mr.merged.path = output;
+  write_results(output, mr.merged);
+  std::cout << "merged " << parts.size() << " file(s) into " << output << ": " << mr.merged.cells.size() << " of "
+            << mr.merged.expected_cells << " cells\n";
+  if (mr.missing.empty()) return kOk;
+  std::cerr << mr.missing.size() << " cell(s) missing (no file holds them; `attnbench run MANIFEST -o " << output
+            << " --resume` runs them):\n";
+  for (const std::string& id : mr.missing) std::cerr << "  " << id << "\n";
+  return kFailure;
+}
+
 int cmd_env(const std::vector<std::string>& args) {
   po::options_description opts("env options");
   opts.add_options()("threads", po::value<int>()->default_value(0), "threads a run would use (0: OpenMP's default)");
@@ -307,6 +351,7 @@ int dispatch(int argc, char** argv) {
     if (cmd == "validate") return cmd_validate(args);
     if (cmd == "list") return cmd_list(args);
     if (cmd == "report") return cmd_report(args);
+    if (cmd == "merge") return cmd_merge(args);
     if (cmd == "env") return cmd_env(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::cout << kUsage;

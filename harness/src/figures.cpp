@@ -11,6 +11,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "attnbench/merge.hpp"
 #include "attnbench/report.hpp"
 
 namespace attnbench {
@@ -454,8 +455,9 @@ std::vector<Figure> memory_figures(const std::vector<ResultsFile>& files) {
   });
 }
 
-std::vector<std::string> write_figures(const std::vector<ResultsFile>& files, const std::string& dir) {
+std::vector<std::string> write_figures(const std::vector<ResultsFile>& given, const std::string& dir) {
   namespace fs = std::filesystem;
+  const std::vector<ResultsFile> files = join_shards(given);  // the shards of one suite drawn as their merge
   fs::create_directories(dir);
   std::vector<std::string> written;
   for (const auto& make : {needle_heatmaps, latency_figures, memory_figures})

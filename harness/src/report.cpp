@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "attnbench/merge.hpp"
+
 namespace attnbench {
 
 ReportFormat parse_report_format(const std::string& s) {
@@ -555,6 +557,7 @@ Better metric_better(const std::string& name) {
   if (name == "rel_l2" || name == "max_abs" || name == "mse" || name == "rmse" || name == "error" ||
       ends_with("_error") || ends_with("_err"))
     return Better::lower;
+  if (name == "imbalance" || name == "comm_bytes_per_rank" || name == "comm_s") return Better::lower;
   if (name == "accuracy" || ends_with("_accuracy") || name == "recall" || name == "precision" || name == "f1")
     return Better::higher;
   return Better::none;
@@ -938,6 +941,79 @@ Table retrieval_table(const std::vector<ResultsFile>& files, const std::vector<R
   return t;
 }
 
+// Context parallelism: per task instance holding distributed cells, the single-process flash cell beside
+// every distributed one, with what the distributed plans counted (docs/context-parallel.md).
+bool has_distributed(const std::vector<Row>& rows) {
+  return std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.cell->family == "distributed"; });
+}
+
+std::vector<Table> context_parallel_tables(const std::vector<ResultsFile>& files, const std::vector<Row>& rows) {
+  const bool with_run = several_runs(files);
+  std::set<std::string> tasks;
+  for (const Row& r : rows) tasks.insert(r.cell->task);
+  // Task instances (of one file) in first-seen order, those with a distributed cell only.
+  std::vector<std::tuple<const ResultsFile*, std::string, std::string>> instances;
+  for (const Row& r : rows) {
+    if (r.cell->family != "distributed") continue;
+    const std::tuple<const ResultsFile*, std::string, std::string> key{r.file, r.cell->task, r.cell->task_params};
+    if (std::find(instances.begin(), instances.end(), key) == instances.end()) instances.push_back(key);
+  }
+  std::vector<Table> tables;
+  for (const auto& [file, task, params] : instances) {
+    std::vector<const Row*> members;
+    const Row* flash = nullptr;
+    for (const Row& r : rows) {
+      if (r.file != file || r.cell->task != task || r.cell->task_params != params) continue;
+      if (r.cell->family == "distributed") members.push_back(&r);
+      if (!flash && r.cell->method_name == "flash" && has_latency(*r.cell)) flash = &r;
+    }
+    if (flash) members.insert(members.begin(), flash);
+    Table t;
+    t.caption = "context parallel — ";
+    if (with_run) t.caption += file->manifest_name + " ";
+    if (tasks.size() > 1) t.caption += task + " ";
+    t.caption += members.back()->shape;
+    t.columns.push_back(text_column("method"));
+    t.columns.push_back(number_column("ranks", {"ranks"}, Better::none));
+    t.columns.push_back(number_column("latency (ms)", {"latency_ms", "latency_q1_ms", "latency_q3_ms"}, Better::lower));
+    t.columns.push_back(number_column("speedup vs flash (×)", {"speedup_vs_flash"}, Better::higher));
+    t.columns.push_back(number_column("comm MB/rank", {"comm_mb_per_rank"}, Better::lower));
+    t.columns.push_back(number_column("comm share", {"comm_share"}, Better::lower));
+    t.columns.push_back(number_column("imbalance", {"imbalance"}, Better::lower));
+    for (const Row* r : members) {
+      const CellRecord& c = *r->cell;
+      std::vector<Entry> e;
+      e.push_back(text_entry(r->method));
+      const double* ranks = ok(c) ? find_metric(c, "ranks") : nullptr;
+      const double one = 1;
+      if (r == flash) ranks = &one;
+      e.push_back(ranks ? number_entry(format("%.0f", *ranks), *ranks) : status_entry(c.status));
+      e.push_back(latency_entry(c));
+      if (flash && has_latency(c)) {
+        const double x = flash->cell->timing.median_s / c.timing.median_s;
+        e.push_back(number_entry(format("%.2f", x), x));
+      } else {
+        e.push_back(missing_entry());
+      }
+      const double* bytes = ok(c) ? find_metric(c, "comm_bytes_per_rank") : nullptr;
+      e.push_back(bytes ? number_entry(format("%.4g", *bytes / 1e6), *bytes / 1e6) : missing_entry());
+      const double* comm = ok(c) ? find_metric(c, "comm_s") : nullptr;
+      const double* compute = ok(c) ? find_metric(c, "compute_s") : nullptr;
+      if (comm && compute && *comm + *compute > 0) {
+        const double share = *comm / (*comm + *compute);
+        e.push_back(number_entry(format("%.0f%%", share * 100), share));
+      } else {
+        e.push_back(missing_entry());
+      }
+      const double* imbalance = ok(c) ? find_metric(c, "imbalance") : nullptr;
+      e.push_back(imbalance ? number_entry(format("%.2f", *imbalance), *imbalance) : missing_entry());
+      t.rows.push_back(std::move(e));
+    }
+    tables.push_back(std::move(t));
+  }
+  return tables;
+}
+
 }  // namespace
 
 bool has_task(const std::vector<ResultsFile>& files, const std::string& task) {
@@ -947,10 +1023,20 @@ bool has_task(const std::vector<ResultsFile>& files, const std::string& task) {
   return false;
 }
 
-std::string render_report(const std::vector<ResultsFile>& files, const ReportOptions& opts) {
+std::string render_report(const std::vector<ResultsFile>& given, const ReportOptions& opts) {
+  const std::vector<ResultsFile> files = join_shards(given);  // the shards of one suite read as their merge
   bool any_baseline = false;
   const std::vector<Row> rows = collect_rows(files, &any_baseline);
-  if (opts.metric.empty()) return render(summary_table(files, rows, any_baseline), opts.format);
+  if (opts.metric.empty()) {
+    std::string out = render(summary_table(files, rows, any_baseline), opts.format);
+    // Distributed cells add a table per shape (Markdown and LaTeX; CSV stays one table).
+    if (opts.format != ReportFormat::csv && has_distributed(rows))
+      for (const Table& t : context_parallel_tables(files, rows)) {
+        out += '\n';  // appended in two steps: GCC 12 warns falsely on "literal" + std::string (bug 105651)
+        out += render(t, opts.format);
+      }
+    return out;
+  }
   if (opts.metric == "efficiency_length") return render(efficiency_table(files, rows), opts.format);
   if (opts.metric == "ruler") return render(retrieval_table(files, rows, "ruler", "variant", "RULER"), opts.format);
   if (opts.metric == "niah")

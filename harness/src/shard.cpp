@@ -16,6 +16,8 @@ Shard parse_shard(const std::string& spec) {
   };
   const auto slash = spec.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == spec.size()) throw bad();
+  // Digits only: std::stoi alone would take " 1", "+1" and "1/ 2".
+  if (spec.find_first_not_of("0123456789/") != std::string::npos) throw bad();
   Shard s;
   try {
     std::size_t used = 0;

@@ -14,8 +14,10 @@ ReportFormat parse_report_format(const std::string& s);  // "md", "latex", "csv"
 
 struct ReportOptions {
   ReportFormat format = ReportFormat::markdown;
-  // "" = the summary table; "efficiency_length", "ruler", "niah" = those tables; otherwise a pivot of that
-  // metric (see docs/report.md)
+  // "" = the summary table (followed, in Markdown and LaTeX, by a "context parallel" table per shape when
+  // the files hold distributed cells); "efficiency_length", "ruler", "niah" = those tables; otherwise a
+  // pivot of that metric, the distributed counters (imbalance, comm_bytes_per_rank, …) included (see
+  // docs/report.md)
   std::string metric;
 };
 
