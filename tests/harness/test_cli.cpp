@@ -16,7 +16,7 @@ using test::run_cli;
 
 TEST_CASE("every subcommand has --help and exits 0", "[cli]") {
   const auto dir = test::scratch_dir("help");
-  for (const char* cmd : {"run", "validate", "list", "report", "env"}) {
+  for (const char* cmd : {"run", "validate", "list", "report", "merge", "env"}) {
     const auto r = run_cli(std::string(cmd) + " --help", dir);
     INFO(cmd);
     CHECK(r.code == 0);
