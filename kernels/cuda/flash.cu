@@ -1,0 +1,142 @@
+// Method "flash" on CUDA, and the device plan every CUDA flash-based method runs: a mask lowered once
+// on the host (closed form for full and causal, tile lists with per-element bitmasks otherwise), the
+// tensor-core kernel for fp16/bf16 and the CUDA-core kernel for fp32.
+#include <climits>
+#include <string>
+
+#include "kernels/cuda/flash.cuh"
+
+namespace attnbench::cuda {
+
+std::string flash_cuda_refusal(const std::string& method, const Problem& p) {
+  if (!p.mask) return method + " needs the problem's mask (none was set)";
+  if (p.kv_heads < 1 || p.heads % p.kv_heads != 0)
+    return "heads (" + std::to_string(p.heads) + ") must be a multiple of kv_heads (" + std::to_string(p.kv_heads) +
+           ")";
+  const std::string d = std::to_string(p.head_dim), dv = std::to_string(p.value_dim);
+  switch (p.dtype) {
+    case Dtype::f16:
+    case Dtype::bf16:
+      if (p.head_dim != 64 && p.head_dim != 128 && p.head_dim != 256)
+        return method + " on CUDA runs fp16/bf16 on tensor cores for head_dim 64, 128 or 256 only, not " + d +
+               "; use fp32 (CUDA cores) or pad the head dim";
+      if (p.value_dim != p.head_dim)
+        return method + " on CUDA's tensor-core kernel needs value_dim equal to head_dim (" + d + "), not " + dv +
+               "; use fp32 for differing value dims";
+      break;
+    case Dtype::f32:
+      if (p.head_dim > 256 || p.value_dim > 256)
+        return method + " on CUDA computes fp32 on CUDA cores for head_dim and value_dim up to 256, not " + d +
+               " and " + dv;
+      break;
+    default:
+      return method + " on CUDA computes from fp16, bf16 or fp32 inputs, not " + std::string(to_string(p.dtype));
+  }
+  if (p.batch * p.heads > 65535)
+    return method + " on CUDA launches one grid row per (batch, head): batch·heads must not exceed 65535, not " +
+           std::to_string(p.batch * p.heads);
+  if (p.q_len > INT_MAX / 2 || p.kv_len > INT_MAX / 2)
+    return method + " on CUDA indexes positions with 32-bit integers: q_len and kv_len must stay below 2^30";
+  return {};
+}
+
+FlashDevicePlan::FlashDevicePlan(const Problem& p, std::shared_ptr<const Mask> mask, const MobaSetup* moba)
+    : DevicePlan(p, p.dtype), mask_(std::move(mask)) {
+  FlashArgs& a = args_;
+  a.batch = static_cast<int>(p.batch);
+  a.heads = static_cast<int>(p.heads);
+  a.kv_heads = static_cast<int>(p.kv_heads);
+  a.q_len = static_cast<int>(p.q_len);
+  a.kv_len = static_cast<int>(p.kv_len);
+  a.head_dim = static_cast<int>(p.head_dim);
+  a.value_dim = static_cast<int>(p.value_dim);
+  a.scale = static_cast<float>(p.scale);
+  if (moba) {
+    if (!mask_->is_full() && !mask_->is_causal()) throw std::logic_error("moba on CUDA: full or causal masks only");
+    moba_ = *moba;
+    a.mode = MaskMode::moba;
+    a.causal = mask_->is_causal() ? 1 : 0;
+    a.moba_block = static_cast<int>(moba_.block);
+    const std::int64_t blocks = (p.kv_len + moba_.block - 1) / moba_.block;
+    a.sel_words = static_cast<int>((blocks + 31) / 32);
+  } else if (mask_->is_full() || mask_->is_causal()) {
+    a.mode = MaskMode::dense;
+    a.causal = mask_->is_causal() ? 1 : 0;
+  } else {
+    a.mode = MaskMode::tiles;
+    const std::int64_t block_k = p.dtype == Dtype::f32 ? kFlashFp32BlockK : flash_mma_block_k(p.head_dim);
+    lowered_ = lower_mask(*mask_, kFlashBlockQ, block_k);
+    a.block_q = static_cast<int>(lowered_.block_q);
+    a.block_k = static_cast<int>(lowered_.block_k);
+    a.q_tiles = static_cast<int>(lowered_.q_tiles);
+    a.per_head_maps = lowered_.maps > 1 ? 1 : 0;
+  }
+}
+
+namespace {
+template <class V>
+DeviceBuffer upload_vector(const std::vector<V>& v) {
+  DeviceBuffer b(v.size() * sizeof(V));
+  if (!v.empty()) check(cudaMemcpyAsync(b.data(), v.data(), b.bytes(), cudaMemcpyHostToDevice, stream()), "upload");
+  return b;
+}
+}  // namespace
+
+void FlashDevicePlan::prepare(const Inputs& in) {
+  DevicePlan::prepare(in);
+  FlashArgs& a = args_;
+  if (a.mode == MaskMode::tiles) {
+    row_start_ = upload_vector(lowered_.row_start);
+    entries_ = upload_vector(lowered_.entries);
+    bits_ = upload_vector(lowered_.bits);
+    a.row_start = row_start_.as<const std::int32_t>();
+    a.entries = entries_.as<const TileEntry>();
+    a.bits = bits_.as<const unsigned long long>();
+  } else if (a.mode == MaskMode::moba) {
+    const std::int64_t blocks = (p_.kv_len + moba_.block - 1) / moba_.block;
+    means_ = DeviceBuffer(static_cast<std::size_t>(p_.batch * p_.kv_heads * blocks * p_.head_dim) * sizeof(float));
+    sel_ = DeviceBuffer(static_cast<std::size_t>(p_.batch * p_.heads * p_.q_len * a.sel_words) * sizeof(std::uint32_t));
+    a.sel = sel_.as<const std::uint32_t>();
+  }
+  a.q = q_.data();
+  a.k = k_.data();
+  a.v = v_.data();
+  a.o = o_.data();
+  check(cudaStreamSynchronize(stream()), "upload");
+}
+
+void FlashDevicePlan::run(const Inputs&, Tensor&) {
+  if (args_.mode == MaskMode::moba)
+    launch_moba_select(args_, p_.dtype, static_cast<int>(moba_.topk), means_.as<float>(), sel_.as<std::uint32_t>(),
+                       stream());
+  if (p_.dtype == Dtype::f32)
+    launch_flash_fp32(args_, stream());
+  else
+    launch_flash_mma(args_, p_.dtype, stream());
+}
+
+Counters FlashDevicePlan::counters() const {
+  if (args_.mode != MaskMode::tiles) return {};
+  return {{"cuda_tiles_visited", static_cast<double>(lowered_.entries.size())},
+          {"cuda_tiles_partial", static_cast<double>(lowered_.partial_tiles())}};
+}
+
+namespace {
+
+class FlashCuda final : public DeviceImpl {
+ public:
+  Support supports(const Problem& p, const Params&, const Device& d) const override {
+    if (d.is_cpu()) return Support::no("flash's CUDA implementation runs on CUDA devices only");
+    if (const std::string why = flash_cuda_refusal("flash", p); !why.empty()) return Support::no(why);
+    return Support::yes();
+  }
+  // block_q and block_k are the CPU kernel's tiles; the CUDA kernels use their own fixed tiles.
+  std::unique_ptr<Plan> plan(const Problem& p, const Params&, const Device&) const override {
+    return std::make_unique<FlashDevicePlan>(p, p.mask);
+  }
+};
+
+ATTNBENCH_REGISTER_CUDA_IMPL("flash", FlashCuda);
+
+}  // namespace
+}  // namespace attnbench::cuda

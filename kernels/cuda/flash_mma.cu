@@ -1,0 +1,313 @@
+// The tensor-core flash forward kernel (fp16/bf16, fp32 accumulation): one CTA of four warps per
+// 64-query tile, each warp 16 query rows; S = Q·Kᵀ and O += P·V by mma.sync m16n8k16 with the
+// probabilities kept in registers between the two products (FlashAttention-2's loop order), an online
+// softmax in fp32 (base 2), and masks as dense closed forms, lowered tile lists, or MoBA selections.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cuda/flash.cuh"
+
+namespace attnbench::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr float kLog2e = 1.4426950408889634f;
+
+template <class T>
+struct Mma;
+
+template <>
+struct Mma<__half> {
+  __device__ static unsigned pack(float lo, float hi) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const unsigned*>(&h);
+  }
+  __device__ static void run(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+};
+
+template <>
+struct Mma<__nv_bfloat16> {
+  __device__ static unsigned pack(float lo, float hi) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const unsigned*>(&h);
+  }
+  __device__ static void run(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+};
+
+// rows [row0, row0 + Rows) of a row-major [len][D] matrix into shared memory with row stride LD, zeros
+// past `len`; 16-byte loads (D is a multiple of 8 and every row starts 16-byte aligned).
+template <class T, int D, int LD, int Rows>
+__device__ void load_tile(T* dst, const T* src, long long row0, long long len) {
+  constexpr int kChunks = D / 8;
+  for (int i = threadIdx.x; i < Rows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = (i % kChunks) * 8;
+    uint4 val = make_uint4(0u, 0u, 0u, 0u);
+    if (row0 + r < len) val = *reinterpret_cast<const uint4*>(src + (row0 + r) * D + c);
+    *reinterpret_cast<uint4*>(dst + r * LD + c) = val;
+  }
+}
+
+__device__ inline unsigned smem_pair(const unsigned short* lo, const unsigned short* hi) {
+  return static_cast<unsigned>(*lo) | (static_cast<unsigned>(*hi) << 16);
+}
+
+__device__ inline bool moba_selected(const FlashArgs& a, long long bh, int q, int key) {
+  const int blk = key / a.moba_block;
+  const std::uint32_t w = __ldg(a.sel + (bh * a.q_len + q) * a.sel_words + (blk >> 5));
+  return (w >> (blk & 31)) & 1u;
+}
+
+template <class T, int D, int BK, bool kSparse>
+__global__ void __launch_bounds__(kThreads) flash_mma_kernel(const FlashArgs a) {
+  constexpr int BQ = kFlashBlockQ, LD = D + 8;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __shared__ std::uint32_t union_sel[kMobaMaxBlocks / 32];
+  T* qs = reinterpret_cast<T*>(smem_raw);
+  T* ks = qs + BQ * LD;
+  T* vs = ks + BK * LD;
+  const unsigned short* qs16 = reinterpret_cast<const unsigned short*>(qs);
+  const unsigned short* ks16 = reinterpret_cast<const unsigned short*>(ks);
+  const unsigned short* vs16 = reinterpret_cast<const unsigned short*>(vs);
+
+  const int qt = blockIdx.x;
+  const long long bh = blockIdx.y;
+  const int b = static_cast<int>(bh / a.heads), h = static_cast<int>(bh % a.heads);
+  const int kvh = h / (a.heads / a.kv_heads);
+  const int q0 = qt * BQ;
+  const int Lq = a.q_len, Lk = a.kv_len;
+  const int off = Lk - Lq;  // query q sits at key position q + off
+  const T* qg = static_cast<const T*>(a.q) + bh * Lq * D;
+  const T* kg = static_cast<const T*>(a.k) + (static_cast<long long>(b) * a.kv_heads + kvh) * Lk * D;
+  const T* vg = static_cast<const T*>(a.v) + (static_cast<long long>(b) * a.kv_heads + kvh) * Lk * D;
+  T* og = static_cast<T*>(a.o) + bh * Lq * D;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+  const int r0 = warp * 16 + g, r1 = r0 + 8;  // this thread's two rows of the tile
+  const int qi[2] = {q0 + r0, q0 + r1};
+
+  load_tile<T, D, LD, BQ>(qs, qg, q0, Lq);
+
+  // Which key tiles to visit: [0, n) in the dense and moba modes (cut at the last position under causal),
+  // the listed ones in the tiles mode.
+  const int k_tiles = (Lk + BK - 1) / BK;
+  int n = k_tiles, list0 = 0;
+  const MaskMode mode = kSparse ? a.mode : MaskMode::dense;
+  if (mode == MaskMode::tiles) {
+    const long long row = (a.per_head_maps ? bh : 0) * a.q_tiles + qt;
+    list0 = a.row_start[row];
+    n = a.row_start[row + 1] - list0;
+  } else if (a.causal) {
+    const int last_pos = min(q0 + BQ, Lq) - 1 + off;
+    n = last_pos < 0 ? 0 : min(k_tiles, last_pos / BK + 1);
+  }
+  if (kSparse && mode == MaskMode::moba) {
+    for (int w = threadIdx.x; w < a.sel_words; w += kThreads) {
+      std::uint32_t u = 0;
+      for (int r = 0; r < BQ && q0 + r < Lq; ++r) u |= __ldg(a.sel + (bh * Lq + q0 + r) * a.sel_words + w);
+      union_sel[w] = u;
+    }
+    __syncthreads();
+  }
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
+  const float scale_log2 = a.scale * kLog2e;
+
+  for (int it = 0; it < n; ++it) {
+    int kt = it, bits = -1;
+    if (kSparse && mode == MaskMode::tiles) {
+      const TileEntry e = a.entries[list0 + it];
+      kt = e.k_tile;
+      bits = e.bits;
+    }
+    const int k0 = kt * BK;
+    if (kSparse && mode == MaskMode::moba) {  // skip tiles no query of this tile selected (uniform per CTA)
+      const int blk0 = k0 / a.moba_block, blk1 = (min(k0 + BK, Lk) - 1) / a.moba_block;
+      bool any = false;
+      for (int blk = blk0; blk <= blk1 && !any; ++blk) any = (union_sel[blk >> 5] >> (blk & 31)) & 1u;
+      if (!any) continue;
+    }
+    __syncthreads();  // the previous tile's K and V are no longer read
+    load_tile<T, D, LD, BK>(ks, kg, k0, Lk);
+    load_tile<T, D, LD, BK>(vs, vg, k0, Lk);
+    __syncthreads();
+
+    // S = Q·Kᵀ for this warp's 16 rows and BK keys.
+    float s[BK / 8][4];
+#pragma unroll
+    for (int j = 0; j < BK / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const int c = kk * 16 + t * 2;
+      unsigned af[4];
+      af[0] = *reinterpret_cast<const unsigned*>(qs16 + r0 * LD + c);
+      af[1] = *reinterpret_cast<const unsigned*>(qs16 + r1 * LD + c);
+      af[2] = *reinterpret_cast<const unsigned*>(qs16 + r0 * LD + c + 8);
+      af[3] = *reinterpret_cast<const unsigned*>(qs16 + r1 * LD + c + 8);
+#pragma unroll
+      for (int j = 0; j < BK / 8; ++j) {
+        const unsigned short* krow = ks16 + (j * 8 + g) * LD + c;
+        Mma<T>::run(s[j], af, *reinterpret_cast<const unsigned*>(krow), *reinterpret_cast<const unsigned*>(krow + 8));
+      }
+    }
+
+    // Masking: which elements need a test at all, then the test of the mode.
+    bool check = k0 + BK > Lk;  // a ragged last tile: keys past kv_len
+    if (mode == MaskMode::dense && a.causal) check |= k0 + BK - 1 > q0 + off;
+    if (mode == MaskMode::tiles) check |= bits >= 0;
+    if (mode == MaskMode::moba) check = true;
+    if (check) {
+      unsigned long long words[2] = {~0ull, ~0ull};
+      if (kSparse && mode == MaskMode::tiles && bits >= 0) {
+        words[0] = a.bits[static_cast<long long>(bits) * BQ + r0];
+        words[1] = a.bits[static_cast<long long>(bits) * BQ + r1];
+      }
+#pragma unroll
+      for (int j = 0; j < BK / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = j * 8 + t * 2 + (e & 1), rr = e >> 1, key = k0 + col;
+          bool ok = key < Lk && ((words[rr] >> col) & 1ull);
+          if ((mode == MaskMode::dense || mode == MaskMode::moba) && a.causal) ok = ok && key <= qi[rr] + off;
+          if (kSparse && mode == MaskMode::moba) ok = ok && qi[rr] < Lq && moba_selected(a, bh, qi[rr], key);
+          s[j][e] = ok ? s[j][e] * scale_log2 : -INFINITY;
+        }
+    } else {
+#pragma unroll
+      for (int j = 0; j < BK / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[j][e] *= scale_log2;
+    }
+
+    // Online softmax: the four threads of a quad share each row.
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < BK / 8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * rr], s[j][2 * rr + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float new_max = fmaxf(row_max[rr], mx);
+      const float base = new_max == -INFINITY ? 0.0f : new_max;  // a row with nothing allowed yet stays 0
+      const float alpha = exp2f(row_max[rr] - base);
+      row_max[rr] = new_max;
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < BK / 8; ++j) {
+        s[j][2 * rr] = exp2f(s[j][2 * rr] - base);
+        s[j][2 * rr + 1] = exp2f(s[j][2 * rr + 1] - base);
+        sum += s[j][2 * rr] + s[j][2 * rr + 1];
+      }
+      row_sum[rr] = row_sum[rr] * alpha + sum;
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        o[j][2 * rr] *= alpha;
+        o[j][2 * rr + 1] *= alpha;
+      }
+    }
+
+    // O += P·V: the score accumulators of two adjacent 8-key groups are the A fragment of 16 keys.
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; ++kk) {
+      unsigned pf[4];
+      pf[0] = Mma<T>::pack(s[2 * kk][0], s[2 * kk][1]);
+      pf[1] = Mma<T>::pack(s[2 * kk][2], s[2 * kk][3]);
+      pf[2] = Mma<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pf[3] = Mma<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      const unsigned short* v0 = vs16 + (kk * 16 + t * 2) * LD + g;
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        const unsigned short* vc = v0 + j * 8;
+        Mma<T>::run(o[j], pf, smem_pair(vc, vc + LD), smem_pair(vc + 8 * LD, vc + 9 * LD));
+      }
+    }
+  }
+
+  // Normalise and write; a row that saw no key is written as zeros.
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    float l = row_sum[rr];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    if (qi[rr] >= Lq) continue;
+    T* orow = og + static_cast<long long>(qi[rr]) * D + t * 2;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j)
+      *reinterpret_cast<unsigned*>(orow + j * 8) = Mma<T>::pack(o[j][2 * rr] * inv, o[j][2 * rr + 1] * inv);
+  }
+}
+
+template <class T, int D, bool kSparse>
+void launch(const FlashArgs& a, cudaStream_t s) {
+  constexpr int BK = D == 256 ? 32 : 64;
+  static_assert(BK <= 64, "a key tile's bitmask is one 64-bit word per query");
+  constexpr int smem = (kFlashBlockQ + 2 * BK) * (D + 8) * static_cast<int>(sizeof(T));
+  auto* kernel = flash_mma_kernel<T, D, BK, kSparse>;
+  static const bool configured = [&] {
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "flash smem attribute");
+    return true;
+  }();
+  (void)configured;
+  const dim3 grid((a.q_len + kFlashBlockQ - 1) / kFlashBlockQ, a.batch * a.heads);
+  if (grid.x == 0 || grid.y == 0) return;
+  kernel<<<grid, kThreads, smem, s>>>(a);
+  check_launch("flash_mma_kernel");
+}
+
+template <class T, bool kSparse>
+void launch_dim(const FlashArgs& a, cudaStream_t s) {
+  switch (a.head_dim) {
+    case 64:
+      return launch<T, 64, kSparse>(a, s);
+    case 128:
+      return launch<T, 128, kSparse>(a, s);
+    case 256:
+      return launch<T, 256, kSparse>(a, s);
+    default:
+      throw std::logic_error("flash_mma: head_dim " + std::to_string(a.head_dim) + " has no kernel");
+  }
+}
+
+template <class T>
+void launch_type(const FlashArgs& a, cudaStream_t s) {
+  if (a.mode == MaskMode::dense)
+    launch_dim<T, false>(a, s);
+  else
+    launch_dim<T, true>(a, s);
+}
+
+}  // namespace
+
+void launch_flash_mma(const FlashArgs& a, Dtype dtype, cudaStream_t s) {
+  if (a.head_dim != a.value_dim) throw std::logic_error("flash_mma: value_dim must equal head_dim");
+  if (a.mode == MaskMode::tiles && (a.block_q != kFlashBlockQ || a.block_k != flash_mma_block_k(a.head_dim)))
+    throw std::logic_error("flash_mma: the mask was lowered for other tile sizes");
+  if (dtype == Dtype::f16)
+    launch_type<__half>(a, s);
+  else if (dtype == Dtype::bf16)
+    launch_type<__nv_bfloat16>(a, s);
+  else
+    throw std::logic_error("flash_mma: fp16 or bf16 only");
+}
+
+}  // namespace attnbench::cuda
