@@ -61,7 +61,7 @@ TEST_CASE("cab: the four patterns give the shapes and masks they name", "[eff][t
   CHECK(refusal("cab", {{"pattern", "cross_full"}, {"seq_len", 512}, {"kv_len", 256}}).empty());
 }
 
-TEST_CASE("lra: each benchmark has LRA's length, heads and head dim; scale shortens it", "[eff][tasks]") {
+TEST_CASE("lra: each benchmark has LRA's length, heads and head dim, scale shortens it", "[eff][tasks]") {
   struct Row {
     const char* name;
     std::int64_t len, heads, dim;

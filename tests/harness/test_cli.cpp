@@ -60,7 +60,7 @@ TEST_CASE("list shows methods, tasks and masks with their parameters", "[cli]") 
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("run on the smoke suite writes results, prints a table; report regenerates it", "[cli]") {
+TEST_CASE("run on the smoke suite writes results, prints a table, report regenerates it", "[cli]") {
   const auto dir = test::scratch_dir("run");
   const std::string h5 = (dir / "smoke.h5").string();
   auto r = run_cli("run suites/smoke.json -o " + h5 + " --threads 2", dir);
@@ -114,7 +114,7 @@ TEST_CASE("report refuses unreadable and foreign files with exit 2", "[cli]") {
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("device cuda without a GPU says so in one line and exits 2; auto falls back", "[cli]") {
+TEST_CASE("device cuda without a GPU says so in one line and exits 2, auto falls back", "[cli]") {
   const auto dir = test::scratch_dir("device");
   std::string why;
   if (cuda_device_count(&why) > 0) {

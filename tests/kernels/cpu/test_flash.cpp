@@ -173,7 +173,7 @@ TEST_CASE("flash run allocates nothing on the heap", "[flash]") {
   CHECK(memory::peak_bytes() == 0);
 }
 
-TEST_CASE("flash memory does not grow with sequence length; dense grows with its square", "[flash][dense]") {
+TEST_CASE("flash memory does not grow with sequence length, dense grows with its square", "[flash][dense]") {
   const std::int64_t flash_1k = peak_of("flash", 1024), flash_4k = peak_of("flash", 4096);
   const std::int64_t dense_1k = peak_of("dense", 1024), dense_4k = peak_of("dense", 4096);
   INFO("flash " << flash_1k << " -> " << flash_4k << " bytes; dense " << dense_1k << " -> " << dense_4k);

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The one prepared GPU check, for a session lent an H100/H200 (or any CUDA GPU): configures and builds with
+# CUDA, runs the CUDA tests, runs suites/gpu.json twice on the device (cut to L <= 2K by default, so that the
+# float64 oracle on the CPU fits), the PyTorch baseline if torch is importable, and prints the device's
+# clocks, power and performance state. It only reads GPU settings, never changes one (no nvidia-smi -pm,
+# -ac, -lgc, -pl, no MIG change), and ends within GPU_CHECK_BUDGET_S (default 450 s, under 8 minutes).
+#
+#   OUT=/some/dir scripts/gpu-check.sh     # everything it writes goes to $OUT (default runs/gpu-check)
+#   GPU_CHECK_MAX_LEN=32768 ...            # the whole suite (takes far longer: the oracle is on the CPU)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/gpu-check}
+BUILD=${BUILD:-build-gpu}
+BUDGET_S=${GPU_CHECK_BUDGET_S:-450}
+JOBS=${GPU_CHECK_JOBS:-$(nproc)}
+MAX_LEN=${GPU_CHECK_MAX_LEN:-2048}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu-check.log") 2>&1
+T0=$SECONDS
+left() { echo $((BUDGET_S - (SECONDS - T0))); }
+step() { echo; echo "== $* ($((SECONDS - T0)) s in, $(left) s left)"; }
+# Runs "$@" with at most the budget left minus $1 seconds kept for the steps after it.
+within() {
+  local keep=$1
+  shift
+  local t=$(($(left) - keep))
+  if [ "$t" -lt 10 ]; then
+    echo "skipped (no time left): $*"
+    return 124
+  fi
+  timeout --signal=INT --kill-after=10 "$t" "$@"
+}
+
+step "device and toolchain"
+nvidia-smi -L || echo "nvidia-smi failed: no driver?"
+nvidia-smi --query-gpu=name,driver_version,compute_cap,persistence_mode,power.limit,clocks.sm,clocks.max.sm,temperature.gpu \
+  --format=csv || true
+nvcc --version 2>/dev/null | tail -2 || ls /usr/local/cuda/bin/nvcc
+cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+ARCH=${GPU_CHECK_ARCH:-${cap:-90}}  # the device's own architecture only: half the compile time
+
+step "configure and build (CUDA architecture $ARCH)"
+export PATH=/usr/local/cuda/bin:$PATH
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DATTNBENCH_BUILD_BENCH=OFF \
+  >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; echo "configure failed"; }
+grep -E "attnbench: (CUDA|MPI)" "$OUT/configure.log"
+within 250 cmake --build "$BUILD" -j "$JOBS" --target attnbench attnbench_cuda_tests >"$OUT/build.log" 2>&1
+build_rc=$?
+tail -5 "$OUT/build.log"
+[ $build_rc -eq 0 ] || { grep -E "error|Error" "$OUT/build.log" | head -30; echo "build failed (rc $build_rc)"; }
+CLI="$BUILD/attnbench"
+
+step "CUDA tests"
+if [ -x "$BUILD/tests/attnbench_cuda_tests" ]; then
+  within 190 "$BUILD/tests/attnbench_cuda_tests" --durations yes
+  echo "attnbench_cuda_tests exit code $? (0 pass, 77 skipped: no device)"
+else
+  echo "no $BUILD/tests/attnbench_cuda_tests"
+fi
+
+step "suites/gpu.json (seq_len <= $MAX_LEN), twice, --device cuda"
+SUITE=suites/gpu.json
+if [ "$MAX_LEN" -lt 32768 ]; then
+  SUITE="$OUT/gpu-cut.json"
+  python3 - "$MAX_LEN" "$SUITE" <<'EOF'
+import json, sys
+limit, out = int(sys.argv[1]), sys.argv[2]
+m = json.load(open("suites/gpu.json"))
+m["name"] = "gpu"  # the same name, so that both runs and the full suite line up in a report
+m["description"] = "suites/gpu.json cut to seq_len <= %d by scripts/gpu-check.sh" % limit
+m["tasks"] = [t for t in m["tasks"] if t["params"]["seq_len"] <= limit]
+m["timing"]["max_time_s"] = 0.5
+json.dump(m, open(out, "w"), indent=1)
+EOF
+fi
+for i in 1 2; do
+  [ -x "$CLI" ] || break
+  within $((200 - 65 * i)) "$CLI" run "$SUITE" --device cuda --overwrite -o "$OUT/gpu-$i.h5"
+  echo "run $i exit code $?"
+done
+if [ -f "$OUT/gpu-1.h5" ] && [ -f "$OUT/gpu-2.h5" ]; then
+  "$CLI" report "$OUT/gpu-1.h5" --metric latency_ms
+  "$CLI" report "$OUT/gpu-1.h5" --metric tflops
+  "$CLI" report "$OUT/gpu-1.h5" --metric discarded_samples 2>/dev/null || true
+  # Run-to-run agreement of the medians, cell by cell (same manifest, so the tables line up).
+  "$CLI" report "$OUT/gpu-1.h5" --metric latency_ms --format csv >"$OUT/lat-1.csv"
+  "$CLI" report "$OUT/gpu-2.h5" --metric latency_ms --format csv >"$OUT/lat-2.csv"
+  paste -d '\n' "$OUT/lat-1.csv" "$OUT/lat-2.csv" | awk -F, '
+    NR % 2 == 1 { n = split($0, a, ","); next }
+    NR > 2 { for (j = 2; j <= n; j++) if (a[j] != "" && $j != "" && a[j] + 0 > 0) {
+               d = ($j - a[j]) / a[j]; if (d < 0) d = -d; if (d > worst) worst = d; sum += d; cells++ } }
+    END { if (cells) printf "run-to-run: %d cells, mean |delta| %.2f%%, max |delta| %.2f%%\n", cells, 100 * sum / cells, 100 * worst }'
+fi
+
+step "PyTorch baseline (baselines/external/torch_sdpa.py)"
+if python3 -c "import torch, h5py; assert torch.cuda.is_available()" 2>/dev/null; then
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+  lengths=$(python3 -c "print(' '.join(str(1024 << i) for i in range(6) if 1024 << i <= $MAX_LEN))")
+  within 25 python3 baselines/external/torch_sdpa.py --overwrite -o "$OUT/torch.h5" --lengths $lengths --max-time 0.5 \
+    --deadline-s $(($(left) - 75))
+  echo "torch_sdpa.py exit code $?"
+  [ -f "$OUT/gpu-1.h5" ] && [ -f "$OUT/torch.h5" ] && "$CLI" report "$OUT/gpu-1.h5" "$OUT/torch.h5" --metric latency_ms
+else
+  echo "skipped: torch (with CUDA) or h5py is not importable by python3"
+fi
+
+step "device state (read only)"
+nvidia-smi -q -d CLOCK,POWER,PERFORMANCE
+echo
+echo "gpu-check done in $((SECONDS - T0)) s; files in $OUT"
