@@ -1,0 +1,97 @@
+// The GPU methods' registrations, checked where CUDA is built even without a device: which backends each
+// method lists, that the CPU refuses the GPU-only `cublas` with a sentence, and the refusals of the CUDA
+// implementations that need no device to decide.
+#ifdef ATTNBENCH_HAVE_CUDA
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "attnbench/catalog.hpp"
+#include "attnbench/method.hpp"
+#include "support/problems.hpp"
+
+using namespace attnbench;
+
+namespace {
+const std::vector<std::string> kCpuAndCuda{"cpu", "cuda"};
+const std::vector<std::string> kCudaOnly{"cuda"};
+}  // namespace
+
+TEST_CASE("cublas lists the cuda backend only; dense and decode_splitk list cpu and cuda", "[cuda][methods]") {
+  const MethodRegistry& reg = MethodRegistry::instance();
+  CHECK(reg.backends("cublas") == kCudaOnly);
+  CHECK(reg.backends("dense") == kCpuAndCuda);
+  CHECK(reg.backends("decode_splitk") == kCpuAndCuda);
+  REQUIRE(reg.impl("cublas", Device::Kind::cuda) != nullptr);
+  CHECK(reg.impl("cublas", Device::Kind::cpu) == nullptr);
+
+  const MethodInfo info = testing::method_named("cublas").info();
+  CHECK(info.family == Family::exact);
+  CHECK(info.backends.empty());
+  CHECK(info.params.empty());
+  CHECK_THAT(list_methods(), Catch::Contains("cublas [exact; backends: cuda]") &&
+                                 Catch::Contains("dense [exact; backends: cpu, cuda]") &&
+                                 Catch::Contains("decode_splitk [decode; backends: cpu, cuda]"));
+}
+
+TEST_CASE("the CPU refuses cublas with a sentence and has no plan for it", "[cuda][methods]") {
+  const Method& m = testing::method_named("cublas");
+  const Problem p = testing::make_problem({1, 2, 2, 16, 16, 64, 64}, "causal");
+  const Params params = complete_params(m.info().params, json::object());
+  const Support s = m.supports(p, params, Device{});
+  CHECK_FALSE(s);
+  CHECK_THAT(s.reason, Catch::Contains("cublas runs on CUDA devices only") && Catch::Contains("--device cuda"));
+  CHECK_THROWS_WITH(m.plan(p, params, Device{}), Catch::Contains("cublas has no plan for cpu"));
+  // Its FLOPs are the exact count; its bytes add the fp32 score matrix written once and read twice,
+  // and the fp32 probabilities written and read once.
+  CHECK(m.flops(p, params) == Approx(attention_flops(p)));
+  CHECK(m.bytes(p, params) == Approx(attention_bytes(p) + 2.0 * 16 * 16 * (12.0 + 8.0)));
+}
+
+// These refusals come before any device query, so they are the same with or without a GPU.
+TEST_CASE("the CUDA implementations refuse what their kernels cannot run", "[cuda][methods]") {
+  const Device gpu{Device::Kind::cuda, 0};
+  const DeviceImpl* decode = MethodRegistry::instance().impl("decode_splitk", Device::Kind::cuda);
+  const DeviceImpl* dense = MethodRegistry::instance().impl("dense", Device::Kind::cuda);
+  const DeviceImpl* cublas = MethodRegistry::instance().impl("cublas", Device::Kind::cuda);
+  REQUIRE(decode != nullptr);
+  REQUIRE(dense != nullptr);
+  REQUIRE(cublas != nullptr);
+  const auto decode_params = [](const json& given) {
+    return complete_params(testing::method_named("decode_splitk").info().params, given);
+  };
+
+  const Problem prefill = testing::make_problem({1, 8, 2, 17, 4096, 64, 64}, "causal", Dtype::f16);
+  Support s = decode->supports(prefill, decode_params(json::object()), gpu);
+  CHECK_FALSE(s);
+  CHECK_THAT(s.reason, Catch::Contains("q_len (17) exceeds max_queries (16)"));
+
+  const Problem short_cache = testing::make_problem({1, 2, 2, 1, 5, 64, 64}, "full");
+  s = decode->supports(short_cache, decode_params({{"splits", 6}}), gpu);
+  CHECK_FALSE(s);
+  CHECK_THAT(s.reason, Catch::Contains("splits (6) must not exceed kv_len (5)"));
+
+  const Problem wide = testing::make_problem({1, 2, 2, 1, 64, 512, 512}, "full");
+  s = decode->supports(wide, decode_params(json::object()), gpu);
+  CHECK_FALSE(s);
+  CHECK_THAT(s.reason, Catch::Contains("head_dim and value_dim up to 256"));
+
+  Problem windowed = testing::make_problem({1, 2, 2, 1, 64, 64, 64}, "full");
+  windowed.mask = make_mask("sliding_window", {{"window", 8}}, windowed.mask_shape());
+  s = decode->supports(windowed, decode_params(json::object()), gpu);
+  CHECK_FALSE(s);
+  CHECK_THAT(s.reason, Catch::Contains("full and causal masks only, not 'sliding_window'"));
+
+  const Problem fp64 = testing::make_problem({1, 2, 2, 4, 4, 64, 64}, "full", Dtype::f64);
+  for (const DeviceImpl* impl : {decode, dense, cublas}) {
+    const Support r = impl->supports(fp64, decode_params(json::object()), gpu);
+    CHECK_FALSE(r);
+    CHECK_THAT(r.reason, Catch::Contains("not fp64"));
+  }
+  const Problem ragged = testing::make_problem({1, 6, 4, 4, 4, 64, 64}, "full");
+  const Support r = cublas->supports(ragged, Params{}, gpu);
+  CHECK_FALSE(r);
+  CHECK_THAT(r.reason, Catch::Contains("heads (6) must be a multiple of kv_heads (4)"));
+}
+
+#endif  // ATTNBENCH_HAVE_CUDA
