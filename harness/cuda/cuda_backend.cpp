@@ -269,6 +269,12 @@ Measurement CudaBackend::measure(Plan& plan, const Inputs& in, Tensor& out, cons
   return ::attnbench::measure(sampler, policy);
 }
 
+std::unique_ptr<Sampler> CudaBackend::sampler(Plan& plan, const Inputs& in, Tensor& out, const Device& d) {
+  DeviceResources& r = resources(d);
+  return std::make_unique<CudaSampler>(
+      r, [&plan, &in, &out] { plan.run(in, out); }, sm_clock_reader(d), r.reference_mhz);
+}
+
 void CudaBackend::synchronize(const Device& d) {
   check(cudaSetDevice(d.index), "cudaSetDevice");
   check(cudaDeviceSynchronize(), "synchronize");

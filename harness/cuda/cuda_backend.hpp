@@ -47,6 +47,7 @@ class CudaBackend final : public DeviceBackend {
   void reset_peak(const Device& d) override;
   std::int64_t peak_bytes(const Device& d) const override;
   Measurement measure(Plan& plan, const Inputs& in, Tensor& out, const TimingPolicy& policy, const Device& d) override;
+  std::unique_ptr<Sampler> sampler(Plan& plan, const Inputs& in, Tensor& out, const Device& d) override;
   void synchronize(const Device& d) override;
 
   // Bytes written before every cold sample: twice the device's L2.

@@ -144,6 +144,10 @@ Measurement measure(Sampler& sampler, const TimingPolicy& policy) {
   return m;
 }
 
+std::unique_ptr<Sampler> function_sampler(const std::function<void()>& once, CacheFlusher* flusher) {
+  return std::make_unique<FunctionSampler>(once, flusher);
+}
+
 Measurement measure(const std::function<void()>& once, const TimingPolicy& policy, CacheFlusher* flusher) {
   FunctionSampler s(once, flusher);
   return measure(s, policy);

@@ -1,6 +1,7 @@
 // The MPI runtime: real when the build found MPI (ATTNBENCH_HAVE_MPI), a single process otherwise.
 #include "attnbench/mpi_runtime.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -88,6 +89,13 @@ int local_size() {
       if (n > 0) return n;
     }
   return world_size();
+}
+
+int local_rank() {
+  if (!g_active) return 0;
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
+    if (const char* s = std::getenv(v)) return std::max(0, std::atoi(s));
+  return world_rank();
 }
 
 std::string library_version() {

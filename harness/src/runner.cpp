@@ -64,21 +64,20 @@ std::string format_line(std::int64_t done, std::int64_t total, const CellRecord&
 }
 
 #ifdef ATTNBENCH_HAVE_MPI
-// Samples of a distributed cell: all ranks start together (barrier) and a sample is the slowest rank's
-// time; rank 0's stop decision is broadcast so that every rank leaves the loop at the same sample.
+// Samples of a distributed cell: all ranks start together (barrier), each takes its own sample with the
+// device's sampler, and the sample is the slowest rank's time (discarded on every rank when any rank
+// discarded it); rank 0's stop decision is broadcast so that every rank leaves the loop at the same sample.
 class MpiSampler final : public Sampler {
  public:
-  MpiSampler(MPI_Comm comm, const std::function<void()>& once, CacheFlusher* flusher)
-      : comm_(comm), once_(once), flusher_(flusher) {}
-  void warmup() override { once_(); }
+  MpiSampler(MPI_Comm comm, std::unique_ptr<Sampler> inner) : comm_(comm), inner_(std::move(inner)) {}
+  void warmup() override { inner_->warmup(); }
   std::optional<double> sample(bool cold) override {
-    if (cold && flusher_) flusher_->flush();
     MPI_Barrier(comm_);
-    const auto t0 = std::chrono::steady_clock::now();
-    once_();
-    double mine = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), slowest = 0;
-    MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm_);
-    return slowest;
+    const std::optional<double> mine = inner_->sample(cold);
+    double t[2] = {mine ? *mine : 0.0, mine ? 0.0 : 1.0}, all[2] = {0, 0};  // slowest time, any discard
+    MPI_Allreduce(t, all, 2, MPI_DOUBLE, MPI_MAX, comm_);
+    if (all[1] > 0) return std::nullopt;
+    return all[0];
   }
   int agree(int decision) override {
     MPI_Bcast(&decision, 1, MPI_INT, 0, comm_);
@@ -87,8 +86,7 @@ class MpiSampler final : public Sampler {
 
  private:
   MPI_Comm comm_;
-  const std::function<void()>& once_;
-  CacheFlusher* flusher_;
+  std::unique_ptr<Sampler> inner_;
 };
 
 // True on every rank when every rank of `comm` passed `ok`.
@@ -175,13 +173,14 @@ CellRecord run_cell(const Cell& cell, const Method& method, const Task& task, co
     if (on_device) before = where.backend->state(device, &note);
     const std::function<void()> once = [&] { plan->run(inst.inputs, out); };
     Measurement m;
-    if (on_device) {
-      m = where.backend->measure(*plan, inst.inputs, out, policy, device);
-    } else if (comm) {
+    if (comm) {
 #ifdef ATTNBENCH_HAVE_MPI
-      MpiSampler sampler(*comm, once, &flusher);
+      MpiSampler sampler(*comm, on_device ? where.backend->sampler(*plan, inst.inputs, out, device)
+                                          : function_sampler(once, &flusher));
       m = measure(sampler, policy);
 #endif
+    } else if (on_device) {
+      m = where.backend->measure(*plan, inst.inputs, out, policy, device);
     } else {
       m = measure(once, policy, &flusher);
     }
@@ -387,7 +386,16 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
 #ifdef ATTNBENCH_HAVE_MPI
         mine = wrank < needed;
         where.comm = &comms.at(needed);
-        where.device = Device{};  // distributed methods run on CPU ranks through MPI
+        // On a CUDA run a distributed method with a CUDA implementation (NCCL) runs each rank on the
+        // GPU of its local rank; otherwise it runs on the CPU ranks through MPI.
+        if (backend && MethodRegistry::instance().impl(cell.method_name, opts.device.kind)) {
+          std::string why;
+          const int count = std::max(1, backend->device_count(&why));
+          where.device = Device{opts.device.kind, (opts.device.index + mpi::local_rank()) % count};
+        } else {
+          where.device = Device{};
+          where.backend = nullptr;
+        }
 #endif
       }
       if (mine) {

@@ -33,6 +33,9 @@ class DeviceBackend {
   // Times plan.run under the policy with the device's clock. The plan has been prepared.
   virtual Measurement measure(Plan& plan, const Inputs& in, Tensor& out, const TimingPolicy& policy,
                               const Device& d) = 0;
+  // The sampler measure() uses, for a caller that wraps it: the ranks of a distributed cell take the
+  // slowest rank's time for every sample. References to plan, in and out are kept.
+  virtual std::unique_ptr<Sampler> sampler(Plan& plan, const Inputs& in, Tensor& out, const Device& d) = 0;
   // Waits for every queued launch on `d`; throws std::runtime_error with the device's message on an error.
   virtual void synchronize(const Device& d) = 0;
 };

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,6 +66,8 @@ class Sampler {
 Measurement measure(Sampler& sampler, const TimingPolicy& policy);
 
 // The CPU sampler: `once` timed with the steady clock, the last-level cache flushed for cold samples.
+// It keeps references to `once` and `flusher`.
+std::unique_ptr<Sampler> function_sampler(const std::function<void()>& once, CacheFlusher* flusher);
 Measurement measure(const std::function<void()>& once, const TimingPolicy& policy, CacheFlusher* flusher);
 
 }  // namespace attnbench

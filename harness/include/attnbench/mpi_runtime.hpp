@@ -17,6 +17,7 @@ bool active();  // initialised here and not yet finalised
 int world_rank();  // 0 when not active
 int world_size();  // 1 when not active
 int local_size();  // ranks on this node (1 when not active)
+int local_rank();  // this rank's index on its node (0 when not active): picks its GPU
 std::string library_version();  // MPI_Get_library_version's first line, "" without MPI
 
 // The communicator of the distributed cell being planned or run: the first N ranks of the world, as an
