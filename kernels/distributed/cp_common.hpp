@@ -109,6 +109,7 @@ class RunClock {
   void reset() {
     comm_s_ = compute_s_ = 0;
     bytes_ = 0;
+    pairs_ = 0;
   }
   template <class F>
   void comm(F&& f) {
@@ -123,13 +124,24 @@ class RunClock {
     compute_s_ += std::chrono::duration<double>(clock::now() - t0).count();
   }
   void sent(double bytes) { bytes_ += bytes; }
+  // Query-key pairs this rank scored (its share of the work, whatever the machine does to its timing).
+  void scored(double pairs) { pairs_ += pairs; }
   double comm_s() const { return comm_s_; }
   double compute_s() const { return compute_s_; }
   double bytes() const { return bytes_; }
+  double pairs() const { return pairs_; }
 
  private:
-  double comm_s_ = 0, compute_s_ = 0, bytes_ = 0;
+  double comm_s_ = 0, compute_s_ = 0, bytes_ = 0, pairs_ = 0;
 };
+
+// Pairs (i, j), 0 <= i < rows, 0 <= j < keys, with j <= i + diagonal; every pair when `masked` is false.
+inline double visible_pairs(std::int64_t rows, std::int64_t keys, std::int64_t diagonal, bool masked) {
+  if (!masked) return static_cast<double>(rows) * static_cast<double>(keys);
+  double n = 0;
+  for (std::int64_t i = 0; i < rows; ++i) n += static_cast<double>(std::clamp<std::int64_t>(i + diagonal + 1, 0, keys));
+  return n;
+}
 
 // The counters of the last run, reduced over the cell's ranks (a collective: every rank calls it).
 inline Counters reduce_counters(MPI_Comm comm, const RunClock& c) {
@@ -137,16 +149,22 @@ inline Counters reduce_counters(MPI_Comm comm, const RunClock& c) {
   MPI_Comm_size(comm, &size);
   double mine[3] = {c.bytes(), c.comm_s(), c.compute_s()}, most[3] = {0, 0, 0};
   MPI_Allreduce(mine, most, 3, MPI_DOUBLE, MPI_MAX, comm);
-  double busy = c.compute_s(), busy_total = 0;
-  MPI_Allreduce(&busy, &busy_total, 1, MPI_DOUBLE, MPI_SUM, comm);
-  const double busy_mean = busy_total / size;
-  return {{"ranks", static_cast<double>(size)},
-          {"comm_bytes_per_rank", most[0]},
-          {"comm_s", most[1]},
-          {"compute_s", most[2]},
-          {"busy_s_max", most[2]},
-          {"busy_s_mean", busy_mean},
-          {"imbalance", busy_mean > 0 ? most[2] / busy_mean : 1.0}};
+  double sums[2] = {c.compute_s(), c.pairs()}, totals[2] = {0, 0}, pairs_max = 0;
+  MPI_Allreduce(sums, totals, 2, MPI_DOUBLE, MPI_SUM, comm);
+  double pairs = c.pairs();
+  MPI_Allreduce(&pairs, &pairs_max, 1, MPI_DOUBLE, MPI_MAX, comm);
+  const double busy_mean = totals[0] / size, pairs_mean = totals[1] / size;
+  Counters out{{"ranks", static_cast<double>(size)},
+               {"comm_bytes_per_rank", most[0]},
+               {"comm_s", most[1]},
+               {"compute_s", most[2]},
+               {"busy_s_max", most[2]},
+               {"busy_s_mean", busy_mean},
+               {"imbalance", busy_mean > 0 ? most[2] / busy_mean : 1.0}};
+  // The same ratio over work instead of time: deterministic, so it shows a schedule's balance apart
+  // from what the machine did to the timing (oversubscribed ranks, noisy neighbours).
+  if (pairs_mean > 0) out.emplace_back("work_imbalance", pairs_max / pairs_mean);
+  return out;
 }
 
 // Gathers equal-or-unequal byte shards of every rank onto rank 0 (untimed: collect()).

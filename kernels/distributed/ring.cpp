@@ -80,8 +80,10 @@ class RingPlan final : public Plan {
         if (send) MPI_Isend(held, held_bytes, MPI_BYTE, next, t, comm_, &reqs[nreq++]);
       });
       if (send) clock_.sent(held_bytes);
-      if (const std::int64_t diag = diagonal(src); diag != kSkip)
+      if (const std::int64_t diag = diagonal(src); diag != kSkip) {
         clock_.compute([&] { compute_block(held, rows_of(src), diag); });
+        clock_.scored(static_cast<double>(p_.batch * p_.heads) * visible_pairs(rows_, rows_of(src), diag, causal_));
+      }
       clock_.comm([&] { MPI_Waitall(nreq, reqs, MPI_STATUSES_IGNORE); });
       if (!recv) break;  // nothing more arrives: under a causal ring only earlier ranks' blocks matter
       held = recv_[spare].data();

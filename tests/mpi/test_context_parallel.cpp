@@ -225,16 +225,19 @@ TEST_CASE("context-parallel counters: bytes sent, time split, causal imbalance o
   // Tree decoding: the row maxima, then row sums and outputs, of 4 heads × 2 queries.
   CHECK(counter(tree.counters.back(), "comm_bytes_per_rank") == Approx(8 * 4.0 + 8 * 65 * 4.0));
 
-  // Causal ring: rank r computes r full blocks and a half one, striped ranks about P/2 blocks each.
-  // Medians over five runs, since oversubscribed ranks time noisily.
-  auto median_imbalance = [&](const DistributedRun& r) {
-    std::vector<double> v;
-    for (const auto& c : r.counters) v.push_back(counter(c, "imbalance"));
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  const double ring_imb = median_imbalance(ring), striped_imb = median_imbalance(striped);
-  INFO("median imbalance: ring " << ring_imb << ", striped " << striped_imb << " over " << P << " ranks");
-  CHECK(ring_imb > striped_imb);
-  CHECK(ring_imb > 1.2);
+  // Causal ring: rank r scores r full blocks and a half one; striped ranks about the same share each.
+  // The work ratio is deterministic (the busy-time ratio beside it depends on what else the machine
+  // runs, so it is reported, not asserted): contiguous chunks of c rows give max/mean =
+  // ((P−1)c² + c(c+1)/2) / ((P−1)c²/2 + c(c+1)/2).
+  const double ring_work = counter(ring.counters.back(), "work_imbalance");
+  const double striped_work = counter(striped.counters.back(), "work_imbalance");
+  INFO("work imbalance: ring " << ring_work << ", striped " << striped_work << " over " << P << " ranks");
+  {
+    const double c = n;  // 1024 / P rows per rank
+    const double expected = ((P - 1) * c * c + c * (c + 1) / 2) / ((P - 1) * c * c / 2 + c * (c + 1) / 2);
+    CHECK(ring_work == Approx(expected).epsilon(1e-12));
+  }
+  CHECK(ring_work > 1.3);
+  CHECK(striped_work < 1.05);
+  CHECK(counter(ring_full.counters.back(), "work_imbalance") == Approx(1.0));
 }
