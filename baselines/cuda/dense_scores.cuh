@@ -17,6 +17,7 @@
 
 #include "attnbench/method.hpp"
 #include "kernels/cuda/cuda_plan.hpp"
+#include "kernels/cuda/elements.cuh"
 
 namespace attnbench::cuda::dense_path {
 
@@ -24,24 +25,9 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 // ---- element types ---------------------------------------------------------------------------------
 
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+using ::attnbench::cuda::from_float;  // kernels/cuda/elements.cuh
+using ::attnbench::cuda::to_float;
 
-template <class T>
-__device__ __forceinline__ T from_float(float x);
-template <>
-__device__ __forceinline__ float from_float<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 // Calls f(T{}) with T the device storage type of `dtype` (fp32, fp16 or bf16).
 template <class F>

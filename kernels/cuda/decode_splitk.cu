@@ -15,6 +15,7 @@
 
 #include "attnbench/method.hpp"
 #include "kernels/cuda/cuda_plan.hpp"
+#include "kernels/cuda/elements.cuh"
 
 namespace attnbench::cuda::decode {
 namespace {
@@ -35,23 +36,8 @@ constexpr std::int64_t kMaxGridYZ = 65535;
 static_assert(kChunk == 64, "the softmax step gives each lane two keys");
 static_assert(kChunk % kKeysPerStep == 0 && kChunk % 4 == 0, "chunks hold whole scoring steps and float4s");
 
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <class T>
-__device__ __forceinline__ T from_float(float x);
-template <>
-__device__ __forceinline__ float from_float<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
+using ::attnbench::cuda::from_float;  // kernels/cuda/elements.cuh
+using ::attnbench::cuda::to_float;
 
 struct SplitArgs {
   const void* q = nullptr;

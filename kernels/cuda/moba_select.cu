@@ -7,6 +7,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/cuda/elements.cuh"
 #include "kernels/cuda/flash.cuh"
 
 namespace attnbench::cuda {
@@ -14,9 +15,10 @@ namespace {
 
 constexpr int kWarps = 4;
 
-__device__ inline float widen(float x) { return x; }
-__device__ inline float widen(__half x) { return __half2float(x); }
-__device__ inline float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <class T>
+__device__ __forceinline__ float widen(T x) {
+  return to_float(x);  // kernels/cuda/elements.cuh
+}
 
 // means[(bkv·blocks + blk)·D + d]: keys summed in order, then times 1/count, as the CPU sums them.
 template <class T>

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "kernels/distributed/cp_cuda_common.cuh"
+#include "kernels/cuda/elements.cuh"
 
 namespace attnbench::kernels::distributed::gpu {
 namespace {
@@ -26,33 +27,12 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr unsigned kMaxGridY = 65535;
 
 template <class T>
-__device__ inline float widen(T x);
-template <>
-__device__ inline float widen<float>(float x) {
-  return x;
+__device__ __forceinline__ float widen(T x) {
+  return ::attnbench::cuda::to_float(x);  // kernels/cuda/elements.cuh
 }
-template <>
-__device__ inline float widen<__half>(__half x) {
-  return __half2float(x);
-}
-template <>
-__device__ inline float widen<__nv_bfloat16>(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-
 template <class T>
-__device__ inline T narrow(float x);
-template <>
-__device__ inline float narrow<float>(float x) {
-  return x;
-}
-template <>
-__device__ inline __half narrow<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ inline __nv_bfloat16 narrow<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
+__device__ __forceinline__ T narrow(float x) {
+  return ::attnbench::cuda::from_float<T>(x);
 }
 
 __device__ inline float warp_sum(float x) {
