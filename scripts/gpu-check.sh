@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The one prepared GPU check, for a session lent an H100/H200 (or any CUDA GPU): configures and builds with
-# CUDA, runs the CUDA tests, runs suites/gpu.json twice on the device (cut to L <= 2K by default, so that the
-# float64 oracle on the CPU fits), the PyTorch baseline if torch is importable, and prints the device's
+# CUDA, runs the CUDA tests, runs suites/gpu.json twice on the device (cut to L <= 2K by default, so that it
+# fits a lent machine's time), the PyTorch baseline if torch is importable, and prints the device's
 # clocks, power and performance state. It only reads GPU settings, never changes one (no nvidia-smi -pm,
 # -ac, -lgc, -pl, no MIG change), and ends within GPU_CHECK_BUDGET_S (default 450 s, under 8 minutes).
 #
 #   OUT=/some/dir scripts/gpu-check.sh     # everything it writes goes to $OUT (default runs/gpu-check)
-#   GPU_CHECK_MAX_LEN=32768 ...            # the whole suite (takes far longer: the oracle is on the CPU)
+#   GPU_CHECK_MAX_LEN=32768 ...            # the whole suite (longer; the oracle checks every (L/1K)-th row)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu-check}

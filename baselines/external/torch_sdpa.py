@@ -252,9 +252,11 @@ def canonical(obj):
 
 
 def task_params(batch, heads, seq_len, head_dim, causal):
-    """The `synthetic` task's parameters with every default filled in, in its declaration order."""
+    """The `synthetic` task's parameters with every default filled in, in its declaration order; check_every
+    as suites/gpu.json sets it (every (L/1K)-th row checked), so that both files name the same cells."""
     return canonical(dict(batch=batch, heads=heads, kv_heads=0, model_heads=0, seq_len=seq_len, kv_len=0,
-                          head_dim=head_dim, value_dim=0, dtype="bf16", causal=causal, scale=0.0))
+                          head_dim=head_dim, value_dim=0, dtype="bf16", causal=causal, scale=0.0,
+                          check_every=max(1, seq_len // 1024)))
 
 
 def new_cell(index, label, params, shape, seed, device, threads):

@@ -27,7 +27,10 @@ class SyntheticTask final : public Task {
          ParamSpec::choice("dtype", "fp32", {"fp32", "bf16", "fp16"},
                            "storage type of Q, K, V and the output (fp16: GPU methods only)"),
          ParamSpec::boolean("causal", false, "causal mask, bottom-right aligned when kv_len != seq_len"),
-         ParamSpec::number("scale", 0.0, 0.0, 1e6, "softmax scale (0: 1/sqrt(head_dim))")},
+         ParamSpec::number("scale", 0.0, 0.0, 1e6, "softmax scale (0: 1/sqrt(head_dim))"),
+         ParamSpec::integer("check_every", 1, 1, 1 << 20,
+                            "fidelity on every N-th query row (and the last) of each (batch, head): the float64 "
+                            "oracle runs on the CPU, so long GPU cells check a sample (1: every row)")},
         {MetricSpec{"rel_l2", "", false, "‖out − ref‖₂ / ‖ref‖₂ against the float64 oracle"},
          MetricSpec{"max_abs", "", false, "max |out − ref|"}}};
   }
@@ -61,6 +64,7 @@ class SyntheticTask final : public Task {
     auto inst = std::make_unique<TaskInstance>();
     inst->problem = problem(p);
     inst->inputs = datasets::gaussian_inputs(inst->problem, seed);
+    inst->check_every = p.integer("check_every");
     return inst;
   }
 

@@ -99,16 +99,19 @@ Fidelity fidelity(const Tensor& out, const Tensor& reference) {
   if (out.numel() != reference.numel()) throw std::invalid_argument("fidelity: output and reference differ in size");
   Fidelity f;
   double diff2 = 0, ref2 = 0;
+  std::int64_t compared = 0;
   for (std::int64_t i = 0; i < out.numel(); ++i) {
     const double o = out.get(i), r = reference.get(i);
     if (!std::isfinite(o)) f.finite = false;
+    if (std::isnan(r)) continue;  // a row the sampled oracle did not compute
+    ++compared;
     const double d = o - r;
     diff2 += d * d;
     ref2 += r * r;
     f.max_abs = std::max(f.max_abs, std::abs(d));
   }
   f.rel_l2 = ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2);
-  if (!f.finite) f.rel_l2 = f.max_abs = std::nan("");
+  if (!f.finite || (compared == 0 && out.numel() > 0)) f.rel_l2 = f.max_abs = std::nan("");
   return f;
 }
 

@@ -361,8 +361,9 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
       if (!ref) {
         if (!oracle) throw std::runtime_error("no 'reference' method registered to score against");
         Tensor out = make_output(inst->problem, oracle->output_dtype(inst->problem));
-        oracle->plan(inst->problem, complete_params(oracle->info().params, json::object()), Device{})
-            ->run(inst->inputs, out);
+        // A sampled oracle where the task asks for one (check_every > 1): the skipped rows stay NaN.
+        const json given = inst->check_every > 1 ? json{{"row_stride", inst->check_every}} : json::object();
+        oracle->plan(inst->problem, complete_params(oracle->info().params, given), Device{})->run(inst->inputs, out);
         ref = std::move(out);
       }
       return &*ref;

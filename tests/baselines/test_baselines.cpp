@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "attnbench/task.hpp"
 #include "datasets/generators.hpp"
 #include "support/problems.hpp"
 
@@ -88,4 +89,41 @@ TEST_CASE("dense refuses a score matrix over its limit, saying how many bytes", 
   const Support tight = dense.supports(small, complete_params(specs, {{"max_score_gib", 0.0001}}), Device{});
   CHECK_FALSE(tight.ok);
   CHECK(tight.reason.find("max_score_gib") != std::string::npos);
+}
+
+TEST_CASE("a sampled reference computes every N-th row and the last exactly, and fidelity compares only those",
+          "[reference][fidelity]") {
+  const Problem p = testing::make_problem({2, 4, 2, 37, 37, 32, 32}, "causal");
+  const Inputs in = datasets::gaussian_inputs(p, 21);
+  const Tensor full = testing::run_method("reference", p, in);
+  const Tensor sampled = testing::run_method("reference", p, in, {{"row_stride", 5}});
+  std::int64_t computed_rows = 0;
+  for (std::int64_t bh = 0; bh < p.batch * p.heads; ++bh)
+    for (std::int64_t q = 0; q < p.q_len; ++q) {
+      const bool kept = q % 5 == 0 || q == p.q_len - 1;
+      computed_rows += kept;
+      for (std::int64_t c = 0; c < p.value_dim; ++c) {
+        const std::int64_t i = (bh * p.q_len + q) * p.value_dim + c;
+        if (kept)
+          REQUIRE(sampled.get(i) == full.get(i));
+        else
+          REQUIRE(std::isnan(sampled.get(i)));
+      }
+    }
+  CHECK(computed_rows == p.batch * p.heads * 9);  // rows 0, 5, …, 35 and 36
+
+  // fidelity against the sampled oracle sees only the computed rows: an error planted in a skipped row
+  // is invisible, one in a computed row is not, and an output NaN anywhere still fails.
+  Tensor out = testing::run_method("flash", p, in);
+  const double base = fidelity(out, sampled).rel_l2;
+  CHECK(base < 1e-5);
+  CHECK(base == Approx(testing::relative_l2(out, full)).margin(1e-6));
+  Tensor skipped_row_wrong = testing::run_method("flash", p, in);
+  skipped_row_wrong.set(3 * p.value_dim, 100.0);  // (b0, h0, q3): not sampled
+  CHECK(fidelity(skipped_row_wrong, sampled).rel_l2 == Approx(base).margin(1e-12));
+  Tensor sampled_row_wrong = testing::run_method("flash", p, in);
+  sampled_row_wrong.set(5 * p.value_dim, 100.0);  // (b0, h0, q5): sampled
+  CHECK(fidelity(sampled_row_wrong, sampled).rel_l2 > 0.1);
+  skipped_row_wrong.set(3 * p.value_dim, std::nan(""));
+  CHECK(std::isnan(fidelity(skipped_row_wrong, sampled).rel_l2));
 }

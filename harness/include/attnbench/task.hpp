@@ -38,6 +38,10 @@ struct TaskInstance {
   virtual ~TaskInstance() = default;
   Problem problem;
   Inputs inputs;
+  // The oracle computes every check_every-th query row (and the last) of each (batch, head) and leaves
+  // the others NaN; fidelity() compares only the rows it computed. 1: every row. A long GPU cell's
+  // float64 oracle on the CPU would otherwise cost more than the whole cell.
+  std::int64_t check_every = 1;
 };
 
 class Task {
@@ -77,6 +81,8 @@ struct Fidelity {
   double rel_l2 = 0, max_abs = 0;
   bool finite = true;
 };
+// ‖out − ref‖₂/‖ref‖₂ and max |out − ref| over the elements where the reference is not NaN (a sampled
+// oracle leaves the rows it skipped NaN); any non-finite `out` element anywhere makes both NaN.
 Fidelity fidelity(const Tensor& out, const Tensor& reference);
 
 }  // namespace attnbench
