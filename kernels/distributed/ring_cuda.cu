@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "kernels/distributed/cp_cuda_common.cuh"
+#include "kernels/distributed/ring_schedule.hpp"
 
 namespace attnbench {
 namespace {
@@ -13,9 +14,7 @@ namespace {
 using namespace kernels::distributed;
 using namespace kernels::distributed::gpu;
 
-enum class Layout { contiguous, striped };
-
-class RingCudaPlan final : public Plan {
+class RingCudaPlan final : public Plan, private RingSchedule {
  public:
   RingCudaPlan(const Problem& p, Layout layout, int ranks, const char* name)
       : p_(p),
@@ -28,6 +27,7 @@ class RingCudaPlan final : public Plan {
     nccl_ = nccl_comm(comm_);
     esize_ = dtype_size(p.dtype);
     causal_ = p.causal();
+    static_cast<RingSchedule&>(*this) = RingSchedule{p.q_len, rank_, size_, layout, causal_};
     std::int64_t most = 0;
     for (int r = 0; r < size_; ++r) most = std::max(most, rows_of(r));
     rows_ = rows_of(rank_);
@@ -130,27 +130,9 @@ class RingCudaPlan final : public Plan {
   }
 
  private:
-  static constexpr std::int64_t kSkip = std::numeric_limits<std::int64_t>::min();
-
-  std::int64_t rows_of(int r) const {
-    return layout_ == Layout::contiguous ? chunk_size(p_.q_len, size_, r) : striped_size(p_.q_len, size_, r);
-  }
-  std::int64_t first(int r) const { return layout_ == Layout::contiguous ? chunk_start(p_.q_len, size_, r) : r; }
-  std::int64_t stride() const { return layout_ == Layout::contiguous ? 1 : size_; }
   std::size_t block_bytes(std::int64_t rows) const {
     return static_cast<std::size_t>(p_.batch * p_.kv_heads * rows * (p_.head_dim + p_.value_dim)) * esize_;
   }
-  // Key j of rank src's block is visible to query i of this rank when j <= i + diagonal; kSkip: never.
-  std::int64_t diagonal(int src) const {
-    if (!causal_) return kNoMask;
-    if (layout_ == Layout::striped) return src <= rank_ ? 0 : -1;  // positions src + P·j <= rank + P·i
-    if (src > rank_) return kSkip;                                 // a later chunk: entirely in the future
-    return chunk_start(p_.q_len, size_, rank_) - chunk_start(p_.q_len, size_, src);
-  }
-  bool needs_forward(int t) const {
-    return !(causal_ && layout_ == Layout::contiguous) || (t <= rank_ && rank_ + 1 < size_);
-  }
-  bool needs_receive(int t) const { return !(causal_ && layout_ == Layout::contiguous) || t + 1 <= rank_; }
 
   void compute_block(const char* block, std::int64_t kv_rows, std::int64_t diag, cudaStream_t s) {
     const std::size_t k_bytes = static_cast<std::size_t>(p_.batch * p_.kv_heads * kv_rows * p_.head_dim) * esize_;
