@@ -8,21 +8,12 @@
 
 #include "kernels/cpu/flash_core.hpp"
 #include "kernels/distributed/cp_common.hpp"
+#include "kernels/distributed/ulysses_layout.hpp"
 
 namespace attnbench {
 namespace {
 
 using namespace kernels::distributed;
-
-// The kv heads rank d needs for its query heads [d·H/P, (d+1)·H/P): a contiguous range.
-struct KvRange {
-  std::int64_t first, count;
-};
-KvRange kv_range(const Problem& p, int ranks, int d) {
-  const std::int64_t hp = p.heads / ranks;
-  const std::int64_t lo = p.kv_head_of(d * hp), hi = p.kv_head_of((d + 1) * hp - 1);
-  return {lo, hi - lo + 1};
-}
 
 class UlyssesPlan final : public Plan {
  public:
@@ -79,31 +70,7 @@ class UlyssesPlan final : public Plan {
   // This rank's sequence shard, laid out by destination as the all-to-all sends it (untimed).
   void prepare(const Inputs& in) override {
     const Problem& p = p_;
-    const std::int64_t n = rows(rank_), first = chunk_start(p.q_len, size_, rank_);
-    for (int d = 0; d < size_; ++d) {
-      char* dst = in_send_.data() + in_send_displs_[static_cast<std::size_t>(d)];
-      const KvRange kv = kv_range(p, size_, d);
-      for (std::int64_t b = 0; b < p.batch; ++b) {
-        const std::size_t qpart = static_cast<std::size_t>(hp_ * n * p.head_dim) * esize_;
-        gather_rows(static_cast<const char*>(in.q.data()) +
-                        static_cast<std::size_t>((b * p.heads + d * hp_) * p.q_len * p.head_dim) * esize_,
-                    hp_, p.q_len, p.head_dim, esize_, first, 1, n, dst + b * qpart);
-      }
-      dst += static_cast<std::size_t>(p.batch * hp_ * n * p.head_dim) * esize_;
-      for (std::int64_t b = 0; b < p.batch; ++b) {
-        const std::size_t kpart = static_cast<std::size_t>(kv.count * n * p.head_dim) * esize_;
-        gather_rows(static_cast<const char*>(in.k.data()) +
-                        static_cast<std::size_t>((b * p.kv_heads + kv.first) * p.kv_len * p.head_dim) * esize_,
-                    kv.count, p.kv_len, p.head_dim, esize_, first, 1, n, dst + b * kpart);
-      }
-      dst += static_cast<std::size_t>(p.batch * kv.count * n * p.head_dim) * esize_;
-      for (std::int64_t b = 0; b < p.batch; ++b) {
-        const std::size_t vpart = static_cast<std::size_t>(kv.count * n * p.value_dim) * esize_;
-        gather_rows(static_cast<const char*>(in.v.data()) +
-                        static_cast<std::size_t>((b * p.kv_heads + kv.first) * p.kv_len * p.value_dim) * esize_,
-                    kv.count, p.kv_len, p.value_dim, esize_, first, 1, n, dst + b * vpart);
-      }
-    }
+    pack_sequence_shard(p, in, rank_, size_, esize_, in_send_displs_, in_send_.data());
   }
 
   void run(const Inputs&, Tensor&) override {
