@@ -124,22 +124,7 @@ void forward(const Problem& p, const Inputs& in, Tensor& out, const FlashConfig&
         }
 
         // st = K·Qᵀ for this tile: keys in register blocks of kKeyRows, the last block smaller.
-        std::int64_t j0 = 0;
-        for (; j0 + kKeyRows <= nk; j0 += kKeyRows)
-          score_rows<kKeyRows>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
-        switch (nk - j0) {
-          case 3:
-            score_rows<3>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
-            break;
-          case 2:
-            score_rows<2>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
-            break;
-          case 1:
-            score_rows<1>(keys + j0 * D, D, qt, ldq, st + j0 * ldq, D, query_vecs);
-            break;
-          default:
-            break;
-        }
+        score_tile(keys, D, qt, ldq, st, nk, query_vecs);
 
         // Masking: only partial tiles pay for it; causal by its closed form, anything else by predicate.
         if (state == TileState::partial) {
@@ -156,54 +141,10 @@ void forward(const Problem& p, const Inputs& in, Tensor& out, const FlashConfig&
           }
         }
 
-        // Online softmax, one query per lane: running max m, running sum l, and the factor alpha
-        // by which earlier accumulation shrinks when m grows.
-        for (std::int64_t i = 0; i < cols; i += kLanes) {
-          vfloat tile_max = splat(kNegInf);
-          for (std::int64_t j = 0; j < nk; ++j) tile_max = vmax(tile_max, load(st + j * ldq + i));
-          const vfloat m_old = load(row_max + i);
-          const vfloat m_new = vmax(m_old, tile_max);
-          // A query with nothing allowed yet keeps m = -inf; subtracting 0 instead keeps exp2 at 0.
-          const vfloat m_sub = m_new == splat(kNegInf) ? vfloat{} : m_new;
-          vfloat sum{};
-          for (std::int64_t j = 0; j < nk; ++j) {
-            const vfloat e = exp2_nonpositive(load(st + j * ldq + i) - m_sub);
-            store(st + j * ldq + i, e);
-            sum += e;
-          }
-          const vfloat a = exp2_nonpositive(m_old - m_sub);
-          store(alpha + i, a);
-          store(row_sum + i, load(row_sum + i) * a + sum);
-          store(row_max + i, m_new);
-        }
-        for (std::int64_t i = 0; i < nq; ++i)
-          if (alpha[i] != 1.0f) {
-            float* arow = acc + i * ldv;
-            const float a = alpha[i];
-#pragma omp simd
-            for (std::int64_t c = 0; c < ldv; ++c) arow[c] *= a;
-          }
+        online_softmax_step(st, ldq, nk, cols, nq, row_max, row_sum, alpha, acc, ldv);
 
         // acc += P·V; padding queries (nq..out_rows) carry finite scores and are never written out.
-        for (std::int64_t i0 = 0; i0 < out_rows; i0 += kOutRows) {
-          float* arow = acc + i0 * ldv;
-          std::int64_t c = 0;
-          for (; c + kValueVecs * kLanes <= ldv; c += kValueVecs * kLanes)
-            value_micro_tile<kValueVecs>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
-          switch ((ldv - c) / kLanes) {
-            case 3:
-              value_micro_tile<3>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
-              break;
-            case 2:
-              value_micro_tile<2>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
-              break;
-            case 1:
-              value_micro_tile<1>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
-              break;
-            default:
-              break;
-          }
-        }
+        accumulate_values(st, ldq, values, ldval, acc, ldv, out_rows, nk);
       }
 
       // Normalise; a query no key was allowed for has row_sum 0 and is written as zeros.

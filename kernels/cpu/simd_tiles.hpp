@@ -156,4 +156,83 @@ inline void value_micro_tile(const float* pt, std::int64_t ldp, const float* v, 
     for (std::int64_t c = 0; c < Vecs; ++c) store(acc + r * lda + c * kLanes, sum[r][c]);
 }
 
+// st[j][·] = K·Qᵀ for the nk keys at `keys` (rows of `head_dim`): register blocks of kKeyRows keys, the
+// last block smaller.
+inline void score_tile(const float* keys, std::int64_t head_dim, const float* qt, std::int64_t ldq, float* st,
+                       std::int64_t nk, std::int64_t query_vecs) {
+  std::int64_t j0 = 0;
+  for (; j0 + kKeyRows <= nk; j0 += kKeyRows)
+    score_rows<kKeyRows>(keys + j0 * head_dim, head_dim, qt, ldq, st + j0 * ldq, head_dim, query_vecs);
+  switch (nk - j0) {
+    case 3:
+      score_rows<3>(keys + j0 * head_dim, head_dim, qt, ldq, st + j0 * ldq, head_dim, query_vecs);
+      break;
+    case 2:
+      score_rows<2>(keys + j0 * head_dim, head_dim, qt, ldq, st + j0 * ldq, head_dim, query_vecs);
+      break;
+    case 1:
+      score_rows<1>(keys + j0 * head_dim, head_dim, qt, ldq, st + j0 * ldq, head_dim, query_vecs);
+      break;
+    default:
+      break;
+  }
+}
+
+// One tile of the online softmax, one query per lane, on base-2 scores st[j][i] (masked ones −inf):
+// the running max m and sum l per query are updated, st becomes the tile's unnormalised probabilities,
+// and the nq rows of acc shrink by alpha = 2^(m_old − m_new) where the max grew.
+inline void online_softmax_step(float* st, std::int64_t ldq, std::int64_t nk, std::int64_t cols, std::int64_t nq,
+                                float* row_max, float* row_sum, float* alpha, float* acc, std::int64_t ldv) {
+  for (std::int64_t i = 0; i < cols; i += kLanes) {
+    vfloat tile_max = splat(kNegInf);
+    for (std::int64_t j = 0; j < nk; ++j) tile_max = vmax(tile_max, load(st + j * ldq + i));
+    const vfloat m_old = load(row_max + i);
+    const vfloat m_new = vmax(m_old, tile_max);
+    // A query with nothing allowed yet keeps m = -inf; subtracting 0 instead keeps exp2 at 0.
+    const vfloat m_sub = m_new == splat(kNegInf) ? vfloat{} : m_new;
+    vfloat sum{};
+    for (std::int64_t j = 0; j < nk; ++j) {
+      const vfloat e = exp2_nonpositive(load(st + j * ldq + i) - m_sub);
+      store(st + j * ldq + i, e);
+      sum += e;
+    }
+    const vfloat a = exp2_nonpositive(m_old - m_sub);
+    store(alpha + i, a);
+    store(row_sum + i, load(row_sum + i) * a + sum);
+    store(row_max + i, m_new);
+  }
+  for (std::int64_t i = 0; i < nq; ++i)
+    if (alpha[i] != 1.0f) {
+      float* arow = acc + i * ldv;
+      const float a = alpha[i];
+#pragma omp simd
+      for (std::int64_t c = 0; c < ldv; ++c) arow[c] *= a;
+    }
+}
+
+// acc[i][·] += Σ_j st[j][i]·values[j][·] for the first out_rows queries (multiples of kOutRows; padding
+// queries carry finite scores and are never written out).
+inline void accumulate_values(const float* st, std::int64_t ldq, const float* values, std::int64_t ldval, float* acc,
+                              std::int64_t ldv, std::int64_t out_rows, std::int64_t nk) {
+  for (std::int64_t i0 = 0; i0 < out_rows; i0 += kOutRows) {
+    float* arow = acc + i0 * ldv;
+    std::int64_t c = 0;
+    for (; c + kValueVecs * kLanes <= ldv; c += kValueVecs * kLanes)
+      value_micro_tile<kValueVecs>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+    switch ((ldv - c) / kLanes) {
+      case 3:
+        value_micro_tile<3>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+        break;
+      case 2:
+        value_micro_tile<2>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+        break;
+      case 1:
+        value_micro_tile<1>(st + i0, ldq, values + c, ldval, arow + c, ldv, nk);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
 }  // namespace attnbench::kernels::simd
