@@ -263,10 +263,7 @@ std::int64_t CudaBackend::peak_bytes(const Device&) const { return cuda::peak_by
 
 Measurement CudaBackend::measure(Plan& plan, const Inputs& in, Tensor& out, const TimingPolicy& policy,
                                  const Device& d) {
-  DeviceResources& r = resources(d);
-  CudaSampler sampler(
-      r, [&] { plan.run(in, out); }, sm_clock_reader(d), r.reference_mhz);
-  return ::attnbench::measure(sampler, policy);
+  return ::attnbench::measure(*sampler(plan, in, out, d), policy);
 }
 
 std::unique_ptr<Sampler> CudaBackend::sampler(Plan& plan, const Inputs& in, Tensor& out, const Device& d) {

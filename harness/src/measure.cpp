@@ -149,8 +149,7 @@ std::unique_ptr<Sampler> function_sampler(const std::function<void()>& once, Cac
 }
 
 Measurement measure(const std::function<void()>& once, const TimingPolicy& policy, CacheFlusher* flusher) {
-  FunctionSampler s(once, flusher);
-  return measure(s, policy);
+  return measure(*function_sampler(once, flusher), policy);
 }
 
 }  // namespace attnbench
