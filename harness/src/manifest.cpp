@@ -251,14 +251,16 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     const json& t = *it;
     v.expect_object(t, "$.timing");
     v.only_keys(t, "$.timing",
-                {"warmup", "min_samples", "max_samples", "max_noise", "max_time_s", "cold_cache", "timeout_s"});
+                {"warmup", "min_samples", "max_samples", "max_noise", "max_time_s", "cold_cache", "timeout_s",
+                 "hang_s"});
     const std::vector<ParamSpec> specs{ParamSpec::integer("warmup", 2, 0, 10000, ""),
                                        ParamSpec::integer("min_samples", 5, 1, 1000000, ""),
                                        ParamSpec::integer("max_samples", 1000, 1, 10000000, ""),
                                        ParamSpec::number("max_noise", 0.02, 1e-6, 1.0, ""),
                                        ParamSpec::number("max_time_s", 2.0, 0.0, 86400.0, ""),
                                        ParamSpec::boolean("cold_cache", false, ""),
-                                       ParamSpec::number("timeout_s", 120.0, 0.001, 864000.0, "")};
+                                       ParamSpec::number("timeout_s", 120.0, 0.001, 864000.0, ""),
+                                       ParamSpec::number("hang_s", 300.0, 0.01, 1728000.0, "")};
     for (const auto& [k, val] : t.items())
       if (auto err = find_spec(specs, k)->check(val)) v.fail("$.timing." + k, "expected " + *err);
     const Params tp = complete_params(specs, t);
@@ -270,6 +272,10 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     m.timing.max_time_s = tp.number("max_time_s");
     m.timing.cold_cache = tp.boolean("cold_cache");
     m.timing.timeout_s = tp.number("timeout_s");
+    m.timing.hang_s = t.contains("hang_s") ? tp.number("hang_s") : 2 * m.timing.timeout_s + 60;
+    if (m.timing.hang_s <= m.timing.timeout_s)
+      v.fail("$.timing.hang_s", "expected a limit above timeout_s (" + json(m.timing.timeout_s).dump() +
+                                    "): the watchdog is for cells that never return, timeout_s for slow ones");
     if (m.timing.max_samples < m.timing.min_samples)
       v.fail("$.timing.max_samples",
              "expected max_samples >= min_samples (" + std::to_string(m.timing.min_samples) + ")");

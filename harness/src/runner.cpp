@@ -6,10 +6,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
+#include <cstdlib>
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <new>
+#include <optional>
+#include <iostream>
 #include <ostream>
 #include <set>
 
@@ -19,6 +22,7 @@
 #include "attnbench/method.hpp"
 #include "attnbench/mpi_runtime.hpp"
 #include "attnbench/task.hpp"
+#include "attnbench/watchdog.hpp"
 
 #ifdef ATTNBENCH_HAVE_MPI
 #include <mpi.h>
@@ -41,6 +45,35 @@ void fill_problem(CellRecord& r, const Problem& p) {
   r.dtype = std::string(to_string(p.dtype));
   r.mask = p.mask ? p.mask->name() : "full";
   r.causal = p.causal();
+}
+
+// What a record says about its cell besides the outcome: identity, parameters, where it ran, its shape.
+void label_record(CellRecord& r, const Cell& cell, const Method& method, const Task& task, const Device& device) {
+  r.index = cell.index;
+  r.id = cell.id;
+  r.method = cell.method_label;
+  r.method_name = cell.method_name;
+  r.family = to_string(method.info().family);
+  r.method_params = cell.method_params.canonical();
+  r.task = cell.task_name;
+  r.task_kind = task.kind() == TaskKind::efficiency ? "efficiency" : "retrieval";
+  r.task_params = cell.task_params.canonical();
+  r.seed = cell.seed;
+  r.device = device.to_string();
+  if (r.batch == 0) {
+    try {
+      fill_problem(r, task.problem(cell.task_params));
+    } catch (const std::exception&) {  // the shape stays zero; the reason already says why
+    }
+  }
+}
+
+std::string shape_of(const Task& task, const Cell& cell) {
+  try {
+    return task.problem(cell.task_params).describe();
+  } catch (const std::exception&) {
+    return cell.task_params.canonical();
+  }
 }
 
 bool all_finite(const Tensor& t) {
@@ -349,6 +382,39 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
   const Method* oracle = MethodRegistry::instance().find("reference");
   DeviceBackend* backend = opts.device.is_cpu() ? nullptr : device_backend(opts.device.kind);
 
+  // A cell whose method never returns: the watchdog (rank 0's) records it as failed, then restarts the
+  // process with --resume, which goes on past it; under mpirun, or without a way to restart, the run
+  // ends there with kHungExit and the same command with --resume goes on.
+  std::optional<Watchdog> watchdog;
+  if (root) watchdog.emplace();
+  const bool can_restart = opts.restart && !mpi::active();
+  auto on_hang = [&](CellRecord r, std::int64_t done, const std::string& shape) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "hung: the method had not returned after %g s (timing.hang_s); %s",
+                  m.timing.hang_s,
+                  can_restart ? "the process was restarted past this cell"
+                              : "the run stopped here; --resume goes on past this cell");
+    fail(r, buf);
+    r.wall_s = unix_now() - r.started_unix;
+    rf.cells.push_back(r);
+    std::ostream& say = opts.progress ? *opts.progress : std::cerr;
+    try {
+      write_results(opts.output, rf);
+    } catch (const std::exception& e) {
+      say << "\nattnbench run: a cell hung and its record could not be written (" << e.what() << ")" << std::endl;
+      std::_Exit(kHungExit);
+    }
+    if (opts.progress)
+      say << (opts.progress_tty ? "\r\x1b[K" : "") << format_line(done, sum.total, r, shape) << std::endl;
+    if (can_restart) {
+      say << "attnbench run: restarting with --resume to go on past the hung cell" << std::endl;
+      opts.restart();  // returns only when it could not
+    }
+    say << "attnbench run: stopped at a hung cell (recorded in " << opts.output
+        << "); the same command with --resume goes on past it" << std::endl;
+    std::_Exit(kHungExit);
+  };
+
   std::size_t i = 0;
   while (i < cells.size()) {
     // The cells of one task instance are consecutive; they share inputs and the oracle's output.
@@ -359,6 +425,7 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
     std::optional<Tensor> ref;
     auto reference = [&]() -> const Tensor* {
       if (!ref) {
+        const WatchdogPause not_the_method(watchdog ? &*watchdog : nullptr);  // the oracle's time is not the cell's
         if (!oracle) throw std::runtime_error("no 'reference' method registered to score against");
         Tensor out = make_output(inst->problem, oracle->output_dtype(inst->problem));
         // A sampled oracle where the task asks for one (check_every > 1): the skipped rows stay NaN.
@@ -403,31 +470,25 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
         mpi::set_cell_comm(where.comm);
         try {
           if (!inst) inst = task.make(cell.task_params, cell.seed);
+          if (watchdog) {
+            CellRecord hung;
+            hung.started_unix = unix_now();
+            label_record(hung, cell, method, task, where.device);
+            watchdog->arm(m.timing.hang_s, [&, hung]() mutable {
+              on_hang(std::move(hung), sum.skipped_done + sum.ran + 1, shape_of(task, cell));
+            });
+          }
           r = run_cell(cell, method, task, *inst, reference, m.timing, where, flusher);
+          if (watchdog) watchdog->disarm();
         } catch (const std::exception& e) {  // the task itself failed to build its instance
+          if (watchdog) watchdog->disarm();
           fail(r, std::string("task error: ") + e.what());
         }
         mpi::set_cell_comm(nullptr);
       }
       if (wsize > 1) mpi::quiet_barrier();  // the idle ranks wait here without spinning
       if (!root) continue;
-      r.index = cell.index;
-      r.id = cell.id;
-      r.method = cell.method_label;
-      r.method_name = cell.method_name;
-      r.family = to_string(method.info().family);
-      r.method_params = cell.method_params.canonical();
-      r.task = cell.task_name;
-      r.task_kind = task.kind() == TaskKind::efficiency ? "efficiency" : "retrieval";
-      r.task_params = cell.task_params.canonical();
-      r.seed = cell.seed;
-      r.device = where.device.to_string();
-      if (r.batch == 0) {
-        try {
-          fill_problem(r, task.problem(cell.task_params));
-        } catch (const std::exception&) {  // the shape stays zero; the reason already says why
-        }
-      }
+      label_record(r, cell, method, task, where.device);
       rf.cells.push_back(r);
       write_results(opts.output, rf);
       ++sum.ran;
@@ -438,13 +499,7 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
       else
         ++sum.unsupported;
       if (opts.progress) {
-        std::string shape;
-        try {
-          shape = task.problem(cell.task_params).describe();
-        } catch (const std::exception&) {
-          shape = cell.task_params.canonical();
-        }
-        const std::string line = format_line(sum.skipped_done + sum.ran, sum.total, r, shape);
+        const std::string line = format_line(sum.skipped_done + sum.ran, sum.total, r, shape_of(task, cell));
         // On a terminal one line is rewritten in place, except for cells that did not succeed;
         // elsewhere (logs, CI) every cell gets its own line.
         if (opts.progress_tty && r.status == "ok" && sum.skipped_done + sum.ran < sum.total)

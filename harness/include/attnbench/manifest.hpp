@@ -29,6 +29,9 @@ struct TimingPolicy {
   double max_time_s = 2.0;   // ...or once this much time was spent sampling
   bool cold_cache = false;   // flush the last-level cache before every timed sample
   double timeout_s = 120.0;  // a cell whose runs take longer than this in all is failed ("timeout")
+  // A cell whose method calls (plan, runs, the scored run) have not returned after this long is failed
+  // ("hung") by the watchdog and the run restarts past it; unless the manifest sets it, 2·timeout_s + 60.
+  double hang_s = 300.0;
   // Whether the manifest set max_noise; where it did not, GPU cells use kGpuMaxNoise instead.
   bool max_noise_given = false;
 };

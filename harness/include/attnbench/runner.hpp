@@ -20,7 +20,14 @@ struct RunOptions {
   std::ostream* progress = nullptr;  // per-cell progress lines (stderr in the CLI)
   bool progress_tty = false;         // rewrite one line in place instead of a line per cell
   Shard shard;                       // run only this slice of the cells (--shard I/N)
+  // What the watchdog does after it has recorded a hung cell (timing.hang_s): the CLI re-executes itself
+  // with --resume, which goes on past the recorded cell. Must not return on success. Without it, or
+  // under mpirun, the process ends with kHungExit and the same command with --resume goes on.
+  std::function<void()> restart;
 };
+
+// The exit code of a run that stopped at a hung cell and could not restart itself.
+inline constexpr int kHungExit = 3;
 
 struct RunSummary {
   std::int64_t total = 0, ran = 0, skipped_done = 0, ok = 0, failed = 0, unsupported = 0;
