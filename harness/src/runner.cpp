@@ -479,14 +479,15 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
             });
           }
           r = run_cell(cell, method, task, *inst, reference, m.timing, where, flusher);
-          if (watchdog) watchdog->disarm();
         } catch (const std::exception& e) {  // the task itself failed to build its instance
-          if (watchdog) watchdog->disarm();
           fail(r, std::string("task error: ") + e.what());
         }
         mpi::set_cell_comm(nullptr);
       }
+      // Still armed here: a rank that left a distributed cell early (an exception mid-run) leaves the
+      // others in a collective, and rank 0's watchdog ends that too.
       if (wsize > 1) mpi::quiet_barrier();  // the idle ranks wait here without spinning
+      if (watchdog) watchdog->disarm();
       if (!root) continue;
       label_record(r, cell, method, task, where.device);
       rf.cells.push_back(r);
