@@ -6,14 +6,16 @@
 # -ac, -lgc, -pl, no MIG change), and ends within GPU_CHECK_BUDGET_S (default 450 s, under 8 minutes).
 #
 #   OUT=/some/dir scripts/gpu-check.sh     # everything it writes goes to $OUT (default runs/gpu-check)
+#   BUNDLE=.device-bundle ...              # use binaries built elsewhere by scripts/make-device-bundle.sh
+#                                          # (the lent machine lacks HDF5, Boost, ...); builds only if they fail
 #   GPU_CHECK_MAX_LEN=32768 ...            # the whole suite (longer; the oracle checks every (L/1K)-th row)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu-check}
 BUILD=${BUILD:-build-gpu}
+BUNDLE=${BUNDLE:-}
 BUDGET_S=${GPU_CHECK_BUDGET_S:-450}
 JOBS=${GPU_CHECK_JOBS:-$(nproc)}
-MAX_LEN=${GPU_CHECK_MAX_LEN:-2048}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu-check.log") 2>&1
 T0=$SECONDS
@@ -39,23 +41,54 @@ nvcc --version 2>/dev/null | tail -2 || ls /usr/local/cuda/bin/nvcc
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
 ARCH=${GPU_CHECK_ARCH:-${cap:-90}}  # the device's own architecture only: half the compile time
 
-step "configure and build (CUDA architecture $ARCH)"
 export PATH=/usr/local/cuda/bin:$PATH
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DATTNBENCH_BUILD_BENCH=OFF \
-  >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; echo "configure failed"; }
-grep -E "attnbench: (CUDA|MPI)" "$OUT/configure.log"
-within 250 cmake --build "$BUILD" -j "$JOBS" --target attnbench attnbench_cuda_tests >"$OUT/build.log" 2>&1
-build_rc=$?
-tail -5 "$OUT/build.log"
-[ $build_rc -eq 0 ] || { grep -E "error|Error" "$OUT/build.log" | head -30; echo "build failed (rc $build_rc)"; }
 CLI="$BUILD/attnbench"
+TESTS="$BUILD/tests/attnbench_cuda_tests"
+bundled=0
+if [ -n "$BUNDLE" ] && [ -x "$BUNDLE/bin/attnbench" ]; then
+  step "binaries from $BUNDLE"
+  cat "$BUNDLE/BUNDLE.txt"
+  # cuBLAS and the driver are the machine's own; the bundle brings the rest.
+  cublas=$(find /usr/local /opt /usr/lib -name 'libcublas.so.13' 2>/dev/null | head -1)
+  echo "cuBLAS: ${cublas:-not found}"
+  export LD_LIBRARY_PATH="$BUNDLE/lib${cublas:+:$(dirname "$cublas")}:/usr/local/nvidia/lib64:/usr/local/nvidia/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if ! "$BUNDLE/bin/attnbench" list methods >/dev/null 2>"$OUT/bundle-check.log"; then
+    cat "$OUT/bundle-check.log"
+    echo "retrying with the bundle's libstdc++/libgomp"
+    export LD_LIBRARY_PATH="$BUNDLE/lib-std:$LD_LIBRARY_PATH"
+  fi
+  if "$BUNDLE/bin/attnbench" list methods >/dev/null 2>"$OUT/bundle-check.log"; then
+    bundled=1
+    CLI="$BUNDLE/bin/attnbench"
+    TESTS="$BUNDLE/bin/attnbench_cuda_tests"
+    echo "using the bundle (LD_LIBRARY_PATH=$LD_LIBRARY_PATH)"
+  else
+    cat "$OUT/bundle-check.log"
+    ldd "$BUNDLE/bin/attnbench" | grep -E "not found" || true
+    echo "the bundle does not run here: building instead"
+  fi
+fi
+# Without a build to wait for there is time for longer sequences.
+MAX_LEN=${GPU_CHECK_MAX_LEN:-$([ $bundled = 1 ] && echo 8192 || echo 2048)}
+
+if [ $bundled = 0 ]; then
+  step "configure and build (CUDA architecture $ARCH)"
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DATTNBENCH_BUILD_BENCH=OFF \
+    >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; echo "configure failed"; }
+  grep -E "attnbench: (CUDA|MPI)" "$OUT/configure.log"
+  within 250 cmake --build "$BUILD" -j "$JOBS" --target attnbench attnbench_cuda_tests >"$OUT/build.log" 2>&1
+  build_rc=$?
+  tail -5 "$OUT/build.log"
+  [ $build_rc -eq 0 ] || { grep -E "error|Error" "$OUT/build.log" | head -30; echo "build failed (rc $build_rc)"; }
+fi
+"$CLI" env >"$OUT/env.json" 2>&1 || true
 
 step "CUDA tests"
-if [ -x "$BUILD/tests/attnbench_cuda_tests" ]; then
-  within 190 "$BUILD/tests/attnbench_cuda_tests" --durations yes
+if [ -x "$TESTS" ]; then
+  within 190 "$TESTS" --durations yes
   echo "attnbench_cuda_tests exit code $? (0 pass, 77 skipped: no device)"
 else
-  echo "no $BUILD/tests/attnbench_cuda_tests"
+  echo "no $TESTS"
 fi
 
 step "suites/gpu.json (seq_len <= $MAX_LEN), twice, --device cuda"
