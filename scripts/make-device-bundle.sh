@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds, here, what a lent GPU machine runs, and gathers it into .device-bundle/ for the device tool's
-# `carry`. The lent machine has CUDA, CMake and PyTorch but none of our Debian libraries (HDF5, Boost,
-# nlohmann-json, Catch2) and can fetch nothing, so building there may be impossible; a bundle spares
-# both that risk and the device minutes of a build.
+# `carry`. The lent machine has CUDA, CMake and PyTorch, its description names none of our Debian
+# libraries (HDF5, Boost, nlohmann-json, Catch2, Google Benchmark), and it can fetch nothing, so building
+# there may be impossible; a bundle spares both that risk and the device minutes of a build.
 #
 #   scripts/make-device-bundle.sh           # then: run(command="OUT=$OUT BUNDLE=.device-bundle scripts/gpu-check.sh",
 #                                           #           carry=[".device-bundle"])
