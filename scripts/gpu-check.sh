@@ -45,26 +45,27 @@ export PATH=/usr/local/cuda/bin:$PATH
 CLI="$BUILD/attnbench"
 TESTS="$BUILD/tests/attnbench_cuda_tests"
 bundled=0
-if [ -n "$BUNDLE" ] && [ -x "$BUNDLE/bin/attnbench" ]; then
+if [ -n "$BUNDLE" ] && [ -x "$BUNDLE/attnbench" ]; then
   step "binaries from $BUNDLE"
   cat "$BUNDLE/BUNDLE.txt"
-  # cuBLAS and the driver are the machine's own; the bundle brings the rest.
+  # cuBLAS and the driver are the machine's own; the bundle's launchers add its libraries for our
+  # binaries alone (python3 and nvidia-smi keep the machine's).
   cublas=$(find /usr/local /opt /usr/lib -name 'libcublas.so.13' 2>/dev/null | head -1)
   echo "cuBLAS: ${cublas:-not found}"
-  export LD_LIBRARY_PATH="$BUNDLE/lib${cublas:+:$(dirname "$cublas")}:/usr/local/nvidia/lib64:/usr/local/nvidia/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  if ! "$BUNDLE/bin/attnbench" list methods >/dev/null 2>"$OUT/bundle-check.log"; then
+  export BUNDLE_EXTRA_LD="${cublas:+$(dirname "$cublas"):}/usr/local/nvidia/lib64:/usr/local/nvidia/lib"
+  if ! "$BUNDLE/attnbench" list methods >/dev/null 2>"$OUT/bundle-check.log"; then
     cat "$OUT/bundle-check.log"
     echo "retrying with the bundle's libstdc++/libgomp"
-    export LD_LIBRARY_PATH="$BUNDLE/lib-std:$LD_LIBRARY_PATH"
+    export BUNDLE_LIB_STD=1
   fi
-  if "$BUNDLE/bin/attnbench" list methods >/dev/null 2>"$OUT/bundle-check.log"; then
+  if "$BUNDLE/attnbench" list methods >/dev/null 2>"$OUT/bundle-check.log"; then
     bundled=1
-    CLI="$BUNDLE/bin/attnbench"
-    TESTS="$BUNDLE/bin/attnbench_cuda_tests"
-    echo "using the bundle (LD_LIBRARY_PATH=$LD_LIBRARY_PATH)"
+    CLI="$BUNDLE/attnbench"
+    TESTS="$BUNDLE/attnbench_cuda_tests"
+    echo "using the bundle (BUNDLE_EXTRA_LD=$BUNDLE_EXTRA_LD${BUNDLE_LIB_STD:+, with lib-std})"
   else
     cat "$OUT/bundle-check.log"
-    ldd "$BUNDLE/bin/attnbench" | grep -E "not found" || true
+    LD_LIBRARY_PATH="$BUNDLE/lib:$BUNDLE_EXTRA_LD" ldd "$BUNDLE/bin/attnbench" | grep -E "not found" || true
     echo "the bundle does not run here: building instead"
   fi
 fi

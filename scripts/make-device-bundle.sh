@@ -7,7 +7,8 @@
 #   scripts/make-device-bundle.sh           # then: run(command="OUT=$OUT BUNDLE=.device-bundle scripts/gpu-check.sh",
 #                                           #           carry=[".device-bundle"])
 #
-# What it holds: bin/attnbench and bin/attnbench_cuda_tests built for CUDA architecture $BUNDLE_CUDA_ARCH
+# What it holds: ./attnbench and ./attnbench_cuda_tests, launchers of bin/attnbench and
+# bin/attnbench_cuda_tests built for CUDA architecture $BUNDLE_CUDA_ARCH
 # (default 90: H100/H200) and the CPU target $BUNDLE_MARCH (default x86-64-v3, not this machine's
 # -march=native, which the other CPU may lack), without MPI; lib/ the shared libraries they need beyond
 # glibc and the CUDA driver/toolkit (cuBLAS is the device's own); lib-std/ this compiler's libstdc++,
@@ -48,6 +49,19 @@ done | sort -u | while read -r name path; do
   esac
 done
 strip --strip-unneeded "$DEST/lib/"* "$DEST/lib-std/"* 2>/dev/null || true
+
+# Launchers: the libraries reach our binaries only, never the machine's own programs (python3, torch,
+# nvidia-smi), whose newer system libraries the bundle's would shadow. BUNDLE_EXTRA_LD adds folders
+# (cuBLAS, the driver); BUNDLE_LIB_STD=1 adds lib-std.
+for name in attnbench attnbench_cuda_tests; do
+  cat >"$DEST/$name" <<LAUNCHER
+#!/bin/sh
+here=\$(cd "\$(dirname "\$0")" && pwd)
+LD_LIBRARY_PATH="\$here/lib\${BUNDLE_LIB_STD:+:\$here/lib-std}\${BUNDLE_EXTRA_LD:+:\$BUNDLE_EXTRA_LD}\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" \\
+  exec "\$here/bin/$name" "\$@"
+LAUNCHER
+  chmod +x "$DEST/$name"
+done
 
 {
   echo "attnbench device bundle"
