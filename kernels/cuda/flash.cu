@@ -40,9 +40,11 @@ std::string flash_cuda_refusal(const std::string& method, const Problem& p) {
   return {};
 }
 
-FlashDevicePlan::FlashDevicePlan(const Problem& p, std::shared_ptr<const Mask> mask, const MobaSetup* moba)
+FlashDevicePlan::FlashDevicePlan(const Problem& p, std::shared_ptr<const Mask> mask, const MobaSetup* moba,
+                                 bool pipelined)
     : DevicePlan(p, p.dtype), mask_(std::move(mask)) {
   FlashArgs& a = args_;
+  a.pipelined = pipelined ? 1 : 0;
   a.batch = static_cast<int>(p.batch);
   a.heads = static_cast<int>(p.heads);
   a.kv_heads = static_cast<int>(p.kv_heads);
@@ -137,6 +139,53 @@ class FlashCuda final : public DeviceImpl {
 };
 
 ATTNBENCH_REGISTER_CUDA_IMPL("flash", FlashCuda);
+
+// flash_sync: the same forward pass with the plain tensor-core kernel (each K/V tile loaded between two
+// barriers, fragments by 32/16-bit shared loads), kept as flash's peer measured in the same run, so that
+// what the pipeline buys is a ratio in every GPU table. GPU only.
+class FlashSyncCuda final : public DeviceImpl {
+ public:
+  Support supports(const Problem& p, const Params&, const Device& d) const override {
+    if (d.is_cpu()) return Support::no("flash_sync runs on CUDA devices only");
+    if (p.dtype != Dtype::f16 && p.dtype != Dtype::bf16)
+      return Support::no("flash_sync is the plain tensor-core kernel: fp16 or bf16 only, not " +
+                         std::string(to_string(p.dtype)));
+    if (const std::string why = flash_cuda_refusal("flash_sync", p); !why.empty()) return Support::no(why);
+    return Support::yes();
+  }
+  std::unique_ptr<Plan> plan(const Problem& p, const Params&, const Device&) const override {
+    return std::make_unique<FlashDevicePlan>(p, p.mask, nullptr, false);
+  }
+};
+
+class FlashSync final : public Method {
+ public:
+  MethodInfo info() const override {
+    MethodInfo m;
+    m.name = "flash_sync";
+    m.family = Family::exact;
+    m.summary =
+        "flash's CUDA forward pass without its pipeline: each K/V tile loaded between two barriers, no cp.async, "
+        "no ldmatrix (fp16/bf16, GPU only); flash's same-run peer";
+    m.reference = "Dao, FlashAttention-2 (2023): the loop order; kernels/cuda/flash_mma.cu";
+    m.params = {};
+    m.backends = {};  // the CUDA backend comes from the DeviceImpl registered below
+    return m;
+  }
+  Support supports(const Problem& p, const Params& params, const Device& d) const override {
+    if (d.is_cpu()) return Support::no("flash_sync runs on CUDA devices only; run it with --device cuda");
+    if (const DeviceImpl* impl = MethodRegistry::instance().impl("flash_sync", d.kind))
+      return impl->supports(p, params, d);
+    return Support::no("flash_sync has no implementation for " + d.to_string() + " in this build");
+  }
+  std::unique_ptr<Plan> plan(const Problem&, const Params&, const Device& d) const override {
+    throw std::logic_error("flash_sync has no plan for " + d.to_string() +
+                           ": it runs through its CUDA implementation (--device cuda)");
+  }
+};
+
+ATTNBENCH_REGISTER_METHOD(FlashSync);
+ATTNBENCH_REGISTER_CUDA_IMPL("flash_sync", FlashSyncCuda);
 
 }  // namespace
 }  // namespace attnbench::cuda

@@ -37,6 +37,8 @@ struct FlashArgs {
   // moba: keys per block and the selection, [batch·heads·q_len][sel_words] bits of blocks
   int moba_block = 0, sel_words = 0;
   const std::uint32_t* sel = nullptr;
+  // fp16/bf16: the pipelined tensor-core kernel (cp.async, ldmatrix), or the plain one (method flash_sync)
+  int pipelined = 1;
 };
 
 // Key tiles of the tensor-core kernels (the query tile is kFlashBlockQ for every path).
@@ -45,7 +47,7 @@ inline int flash_mma_block_k(std::int64_t head_dim) { return head_dim == 256 ? 3
 constexpr int kFlashFp32BlockK = 64;
 
 // fp16/bf16 inputs, head_dim == value_dim in {64, 128, 256}: tensor cores (mma.sync m16n8k16), fp32
-// accumulation and online softmax, output in the input dtype.
+// accumulation and online softmax, output in the input dtype; a.pipelined picks the variant.
 void launch_flash_mma(const FlashArgs& a, Dtype dtype, cudaStream_t s);
 // fp32 inputs, any head_dim and value_dim up to 256: CUDA cores, one warp per query.
 void launch_flash_fp32(const FlashArgs& a, cudaStream_t s);
@@ -63,7 +65,9 @@ struct MobaSetup {
 // with `moba` set, the mask must be full or causal and the keys are chosen per query by MoBA's gate.
 class FlashDevicePlan final : public DevicePlan {
  public:
-  FlashDevicePlan(const Problem& p, std::shared_ptr<const Mask> mask, const MobaSetup* moba = nullptr);
+  // pipelined = false: the plain tensor-core kernel (method flash_sync), the pipelined one's same-run peer.
+  FlashDevicePlan(const Problem& p, std::shared_ptr<const Mask> mask, const MobaSetup* moba = nullptr,
+                  bool pipelined = true);
   void prepare(const Inputs& in) override;
   void run(const Inputs& in, Tensor& out) override;
   Counters counters() const override;

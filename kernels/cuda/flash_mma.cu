@@ -2,6 +2,7 @@
 // 64-query tile, each warp 16 query rows; S = Q·Kᵀ and O += P·V by mma.sync m16n8k16 with the
 // probabilities kept in registers between the two products (FlashAttention-2's loop order), an online
 // softmax in fp32 (base 2), and masks as dense closed forms, lowered tile lists, or MoBA selections.
+// Two variants: pipelined (flash: cp.async double buffering, ldmatrix) and plain (flash_sync).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -68,23 +69,71 @@ __device__ inline unsigned smem_pair(const unsigned short* lo, const unsigned sh
   return static_cast<unsigned>(*lo) | (static_cast<unsigned>(*hi) << 16);
 }
 
+__device__ inline unsigned smem_address(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+
+// 16 bytes global -> shared without passing through registers (sm_80+); with `valid` false the
+// destination is zero-filled and nothing is read.
+__device__ inline void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ inline void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ inline void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// Four 8x8 b16 matrices from shared memory: lanes 8i..8i+7 give the row addresses of matrix i, and each
+// lane receives, of matrix i in register i, row lane/4 and columns 2(lane%4), 2(lane%4)+1 (.trans: the
+// same of the transposed matrix, i.e. rows 2(lane%4) and 2(lane%4)+1 of column lane/4).
+__device__ inline void ldmatrix_x4(unsigned (&r)[4], const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(row))
+               : "memory");
+}
+__device__ inline void ldmatrix_x4_trans(unsigned (&r)[4], const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(row))
+               : "memory");
+}
+
+// load_tile's asynchronous twin: the copies land when the group they are committed in is waited for.
+template <class T, int D, int LD, int Rows>
+__device__ void load_tile_async(T* dst, const T* src, long long row0, long long len) {
+  constexpr int kChunks = D / 8;
+  for (int i = threadIdx.x; i < Rows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = (i % kChunks) * 8;
+    const bool valid = row0 + r < len;
+    cp_async16(dst + r * LD + c, src + (valid ? (row0 + r) * D + c : 0), valid);
+  }
+}
+
 __device__ inline bool moba_selected(const FlashArgs& a, long long bh, int q, int key) {
   const int blk = key / a.moba_block;
   const std::uint32_t w = __ldg(a.sel + (bh * a.q_len + q) * a.sel_words + (blk >> 5));
   return (w >> (blk & 31)) & 1u;
 }
 
-template <class T, int D, int BK, bool kSparse>
+// kPipelined: K and V tiles double-buffered in shared memory and filled by cp.async while the previous
+// tile is computed, K and V fragments read by ldmatrix (.trans for V), and for D <= 128 the Q fragments
+// kept in registers for the whole key loop. Without it (the method flash_sync): each tile loaded with
+// plain 16-byte loads between two barriers, fragments read with 32-bit and 16-bit shared loads. The
+// masking and the online softmax are the same code for both.
+template <class T, int D, int BK, bool kSparse, bool kPipelined>
 __global__ void __launch_bounds__(kThreads) flash_mma_kernel(const FlashArgs a) {
   constexpr int BQ = kFlashBlockQ, LD = D + 8;
+  constexpr int kStages = kPipelined ? 2 : 1;
+  constexpr bool kQRegs = kPipelined && D <= 128;  // D = 256 would spill its 64 more registers
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ std::uint32_t union_sel[kMobaMaxBlocks / 32];
   T* qs = reinterpret_cast<T*>(smem_raw);
-  T* ks = qs + BQ * LD;
-  T* vs = ks + BK * LD;
+  T* ks0 = qs + BQ * LD;            // kStages K tiles
+  T* vs0 = ks0 + kStages * BK * LD;  // kStages V tiles
   const unsigned short* qs16 = reinterpret_cast<const unsigned short*>(qs);
-  const unsigned short* ks16 = reinterpret_cast<const unsigned short*>(ks);
-  const unsigned short* vs16 = reinterpret_cast<const unsigned short*>(vs);
 
   const int qt = blockIdx.x;
   const long long bh = blockIdx.y;
@@ -101,8 +150,8 @@ __global__ void __launch_bounds__(kThreads) flash_mma_kernel(const FlashArgs a) 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int r0 = warp * 16 + g, r1 = r0 + 8;  // this thread's two rows of the tile
   const int qi[2] = {q0 + r0, q0 + r1};
-
-  load_tile<T, D, LD, BQ>(qs, qg, q0, Lq);
+  // ldmatrix row addresses: lanes 8m..8m+7 address matrix m, row lane & 7.
+  const int lm = lane >> 3, lr = lane & 7;
 
   // Which key tiles to visit: [0, n) in the dense and moba modes (cut at the last position under causal),
   // the listed ones in the tiles mode.
@@ -125,6 +174,29 @@ __global__ void __launch_bounds__(kThreads) flash_mma_kernel(const FlashArgs a) 
     }
     __syncthreads();
   }
+  // The key tile of step `it`, and its bitmask index in the tiles mode (-1: no bitmask).
+  auto tile_of = [&](int it, int& bits) {
+    bits = -1;
+    if (kSparse && mode == MaskMode::tiles) {
+      const TileEntry e = a.entries[list0 + it];
+      bits = e.bits;
+      return static_cast<int>(e.k_tile);
+    }
+    return it;
+  };
+  // The first step from `it` on whose tile some query of this tile may see (MoBA skips the tiles that no
+  // query selected; the decision is uniform per CTA).
+  auto next_visit = [&](int it) {
+    if (kSparse && mode == MaskMode::moba)
+      for (; it < n; ++it) {
+        const int k0 = it * BK;
+        const int blk0 = k0 / a.moba_block, blk1 = (min(k0 + BK, Lk) - 1) / a.moba_block;
+        bool any = false;
+        for (int blk = blk0; blk <= blk1 && !any; ++blk) any = (union_sel[blk >> 5] >> (blk & 31)) & 1u;
+        if (any) break;
+      }
+    return it;
+  };
 
   float o[D / 8][4];
 #pragma unroll
@@ -132,24 +204,21 @@ __global__ void __launch_bounds__(kThreads) flash_mma_kernel(const FlashArgs a) 
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
   const float scale_log2 = a.scale * kLog2e;
 
-  for (int it = 0; it < n; ++it) {
-    int kt = it, bits = -1;
-    if (kSparse && mode == MaskMode::tiles) {
-      const TileEntry e = a.entries[list0 + it];
-      kt = e.k_tile;
-      bits = e.bits;
-    }
+  // A fragments of this warp's 16 query rows for the 16 dims of slice kk.
+  auto q_fragment = [&](unsigned (&af)[4], int kk) {
+    const int c = kk * 16 + t * 2;
+    af[0] = *reinterpret_cast<const unsigned*>(qs16 + r0 * LD + c);
+    af[1] = *reinterpret_cast<const unsigned*>(qs16 + r1 * LD + c);
+    af[2] = *reinterpret_cast<const unsigned*>(qs16 + r0 * LD + c + 8);
+    af[3] = *reinterpret_cast<const unsigned*>(qs16 + r1 * LD + c + 8);
+  };
+  unsigned qf[kQRegs ? D / 16 : 1][4];
+
+  // One key tile: S = Q·Kᵀ, mask, online softmax, O += P·V.
+  auto visit = [&](int kt, int bits, const T* ks, const T* vs) {
     const int k0 = kt * BK;
-    if (kSparse && mode == MaskMode::moba) {  // skip tiles no query of this tile selected (uniform per CTA)
-      const int blk0 = k0 / a.moba_block, blk1 = (min(k0 + BK, Lk) - 1) / a.moba_block;
-      bool any = false;
-      for (int blk = blk0; blk <= blk1 && !any; ++blk) any = (union_sel[blk >> 5] >> (blk & 31)) & 1u;
-      if (!any) continue;
-    }
-    __syncthreads();  // the previous tile's K and V are no longer read
-    load_tile<T, D, LD, BK>(ks, kg, k0, Lk);
-    load_tile<T, D, LD, BK>(vs, vg, k0, Lk);
-    __syncthreads();
+    const unsigned short* ks16 = reinterpret_cast<const unsigned short*>(ks);
+    const unsigned short* vs16 = reinterpret_cast<const unsigned short*>(vs);
 
     // S = Q·Kᵀ for this warp's 16 rows and BK keys.
     float s[BK / 8][4];
@@ -157,16 +226,30 @@ __global__ void __launch_bounds__(kThreads) flash_mma_kernel(const FlashArgs a) 
     for (int j = 0; j < BK / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      const int c = kk * 16 + t * 2;
       unsigned af[4];
-      af[0] = *reinterpret_cast<const unsigned*>(qs16 + r0 * LD + c);
-      af[1] = *reinterpret_cast<const unsigned*>(qs16 + r1 * LD + c);
-      af[2] = *reinterpret_cast<const unsigned*>(qs16 + r0 * LD + c + 8);
-      af[3] = *reinterpret_cast<const unsigned*>(qs16 + r1 * LD + c + 8);
+      if constexpr (kQRegs) {
 #pragma unroll
-      for (int j = 0; j < BK / 8; ++j) {
-        const unsigned short* krow = ks16 + (j * 8 + g) * LD + c;
-        Mma<T>::run(s[j], af, *reinterpret_cast<const unsigned*>(krow), *reinterpret_cast<const unsigned*>(krow + 8));
+        for (int e = 0; e < 4; ++e) af[e] = qf[kk][e];
+      } else {
+        q_fragment(af, kk);
+      }
+      if constexpr (kPipelined) {
+        // Key groups j and j+1, dims kk·16 + [0, 8) and [8, 16): b0, b1 of group j, then of group j+1.
+#pragma unroll
+        for (int j = 0; j < BK / 8; j += 2) {
+          unsigned kf[4];
+          ldmatrix_x4(kf, ks + ((j + (lm >> 1)) * 8 + lr) * LD + kk * 16 + (lm & 1) * 8);
+          Mma<T>::run(s[j], af, kf[0], kf[1]);
+          Mma<T>::run(s[j + 1], af, kf[2], kf[3]);
+        }
+      } else {
+        const int c = kk * 16 + t * 2;
+#pragma unroll
+        for (int j = 0; j < BK / 8; ++j) {
+          const unsigned short* krow = ks16 + (j * 8 + g) * LD + c;
+          Mma<T>::run(s[j], af, *reinterpret_cast<const unsigned*>(krow),
+                      *reinterpret_cast<const unsigned*>(krow + 8));
+        }
       }
     }
 
@@ -233,12 +316,67 @@ __global__ void __launch_bounds__(kThreads) flash_mma_kernel(const FlashArgs a) 
       pf[1] = Mma<T>::pack(s[2 * kk][2], s[2 * kk][3]);
       pf[2] = Mma<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
       pf[3] = Mma<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      const unsigned short* v0 = vs16 + (kk * 16 + t * 2) * LD + g;
+      if constexpr (kPipelined) {
+        // Keys kk·16 + [0, 8) and [8, 16), dim groups j and j+1, transposed: b0, b1 of group j, then of j+1.
 #pragma unroll
-      for (int j = 0; j < D / 8; ++j) {
-        const unsigned short* vc = v0 + j * 8;
-        Mma<T>::run(o[j], pf, smem_pair(vc, vc + LD), smem_pair(vc + 8 * LD, vc + 9 * LD));
+        for (int j = 0; j < D / 8; j += 2) {
+          unsigned vf[4];
+          ldmatrix_x4_trans(vf, vs + (kk * 16 + (lm & 1) * 8 + lr) * LD + (j + (lm >> 1)) * 8);
+          Mma<T>::run(o[j], pf, vf[0], vf[1]);
+          Mma<T>::run(o[j + 1], pf, vf[2], vf[3]);
+        }
+      } else {
+        const unsigned short* v0 = vs16 + (kk * 16 + t * 2) * LD + g;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) {
+          const unsigned short* vc = v0 + j * 8;
+          Mma<T>::run(o[j], pf, smem_pair(vc, vc + LD), smem_pair(vc + 8 * LD, vc + 9 * LD));
+        }
       }
+    }
+  };
+
+  if constexpr (kPipelined) {
+    // Step `it`'s K and V copies are issued one step ahead, into the stage the step before last used.
+    auto issue = [&](int it, int stage) {
+      int bits;
+      const int k0 = tile_of(it, bits) * BK;
+      load_tile_async<T, D, LD, BK>(ks0 + stage * BK * LD, kg, k0, Lk);
+      load_tile_async<T, D, LD, BK>(vs0 + stage * BK * LD, vg, k0, Lk);
+    };
+    int cur = next_visit(0), stage = 0;
+    if (cur < n) issue(cur, 0);
+    cp_async_commit();
+    load_tile<T, D, LD, BQ>(qs, qg, q0, Lq);
+    __syncthreads();
+    if constexpr (kQRegs) {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) q_fragment(qf[kk], kk);
+    }
+    while (cur < n) {
+      const int nxt = next_visit(cur + 1);
+      if (nxt < n) issue(nxt, stage ^ 1);
+      cp_async_commit();
+      cp_async_wait<1>();  // everything but the group just committed: this step's tile has landed
+      __syncthreads();
+      int bits;
+      const int kt = tile_of(cur, bits);
+      visit(kt, bits, ks0 + stage * BK * LD, vs0 + stage * BK * LD);
+      __syncthreads();  // the stage is read by every warp before the next step refills it
+      cur = nxt;
+      stage ^= 1;
+    }
+    cp_async_wait<0>();
+  } else {
+    load_tile<T, D, LD, BQ>(qs, qg, q0, Lq);
+    for (int it = next_visit(0); it < n; it = next_visit(it + 1)) {
+      int bits;
+      const int kt = tile_of(it, bits);
+      __syncthreads();  // the previous tile's K and V are no longer read (and Q has landed)
+      load_tile<T, D, LD, BK>(ks0, kg, kt * BK, Lk);
+      load_tile<T, D, LD, BK>(vs0, vg, kt * BK, Lk);
+      __syncthreads();
+      visit(kt, bits, ks0, vs0);
     }
   }
 
@@ -257,12 +395,14 @@ __global__ void __launch_bounds__(kThreads) flash_mma_kernel(const FlashArgs a) 
   }
 }
 
-template <class T, int D, bool kSparse>
+template <class T, int D, bool kSparse, bool kPipelined>
 void launch(const FlashArgs& a, cudaStream_t s) {
   constexpr int BK = D == 256 ? 32 : 64;
   static_assert(BK <= 64, "a key tile's bitmask is one 64-bit word per query");
-  constexpr int smem = (kFlashBlockQ + 2 * BK) * (D + 8) * static_cast<int>(sizeof(T));
-  auto* kernel = flash_mma_kernel<T, D, BK, kSparse>;
+  static_assert(BK % 16 == 0 && D % 16 == 0, "ldmatrix reads key and dim groups in pairs");
+  constexpr int kStages = kPipelined ? 2 : 1;
+  constexpr int smem = (kFlashBlockQ + 2 * kStages * BK) * (D + 8) * static_cast<int>(sizeof(T));
+  auto* kernel = flash_mma_kernel<T, D, BK, kSparse, kPipelined>;
   static const bool configured = [&] {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "flash smem attribute");
     return true;
@@ -274,26 +414,34 @@ void launch(const FlashArgs& a, cudaStream_t s) {
   check_launch("flash_mma_kernel");
 }
 
-template <class T, bool kSparse>
+template <class T, bool kSparse, bool kPipelined>
 void launch_dim(const FlashArgs& a, cudaStream_t s) {
   switch (a.head_dim) {
     case 64:
-      return launch<T, 64, kSparse>(a, s);
+      return launch<T, 64, kSparse, kPipelined>(a, s);
     case 128:
-      return launch<T, 128, kSparse>(a, s);
+      return launch<T, 128, kSparse, kPipelined>(a, s);
     case 256:
-      return launch<T, 256, kSparse>(a, s);
+      return launch<T, 256, kSparse, kPipelined>(a, s);
     default:
       throw std::logic_error("flash_mma: head_dim " + std::to_string(a.head_dim) + " has no kernel");
   }
 }
 
-template <class T>
+template <class T, bool kPipelined>
 void launch_type(const FlashArgs& a, cudaStream_t s) {
   if (a.mode == MaskMode::dense)
-    launch_dim<T, false>(a, s);
+    launch_dim<T, false, kPipelined>(a, s);
   else
-    launch_dim<T, true>(a, s);
+    launch_dim<T, true, kPipelined>(a, s);
+}
+
+template <class T>
+void launch_pipeline(const FlashArgs& a, cudaStream_t s) {
+  if (a.pipelined)
+    launch_type<T, true>(a, s);
+  else
+    launch_type<T, false>(a, s);
 }
 
 }  // namespace
@@ -303,9 +451,9 @@ void launch_flash_mma(const FlashArgs& a, Dtype dtype, cudaStream_t s) {
   if (a.mode == MaskMode::tiles && (a.block_q != kFlashBlockQ || a.block_k != flash_mma_block_k(a.head_dim)))
     throw std::logic_error("flash_mma: the mask was lowered for other tile sizes");
   if (dtype == Dtype::f16)
-    launch_type<__half>(a, s);
+    launch_pipeline<__half>(a, s);
   else if (dtype == Dtype::bf16)
-    launch_type<__nv_bfloat16>(a, s);
+    launch_pipeline<__nv_bfloat16>(a, s);
   else
     throw std::logic_error("flash_mma: fp16 or bf16 only");
 }

@@ -1,4 +1,5 @@
-// Tests of flash's CUDA implementation against the float64 oracle: fp16 and bf16 on tensor cores for
+// Tests of flash's CUDA implementation (and of flash_sync, its unpipelined tensor-core kernel) against
+// the float64 oracle: fp16 and bf16 on tensor cores for
 // head dims 64/128/256, fp32 on CUDA cores, full and causal, GQA and MQA, cross attention with
 // Lq != Lk, ragged tiles, packed documents and a per-head mask through the lowered block maps.
 #include <catch2/catch.hpp>
@@ -20,16 +21,22 @@ void check_flash(const Problem& p, std::uint64_t seed) {
   INFO(p.describe() << " Dv" << p.value_dim << " mask " << p.mask->name() << " seed " << seed);
   const Inputs in = datasets::gaussian_inputs(p, seed);
   const Tensor ref = testing::run_method("reference", p, in);
-  const Tensor out = testing::run_on_cuda("flash", p, in);
-  REQUIRE(out.dtype() == p.dtype);
-  const double err = testing::relative_l2(out, ref);
-  INFO("relative L2 error " << err << ", expected at most " << tolerance(p.dtype));
-  CHECK(err <= tolerance(p.dtype));
-  for (std::int64_t i = 0; i < out.numel(); ++i)
-    if (ref.get(i) == 0.0) {
-      INFO("element " << i << " of a row that sees no key: expected 0, got " << out.get(i));
-      REQUIRE(out.get(i) == 0.0);
-    }
+  // fp16/bf16: the pipelined kernel (flash) and the plain one (flash_sync) alike.
+  std::vector<std::string> methods{"flash"};
+  if (p.dtype != Dtype::f32) methods.push_back("flash_sync");
+  for (const std::string& method : methods) {
+    INFO(method);
+    const Tensor out = testing::run_on_cuda(method, p, in);
+    REQUIRE(out.dtype() == p.dtype);
+    const double err = testing::relative_l2(out, ref);
+    INFO("relative L2 error " << err << ", expected at most " << tolerance(p.dtype));
+    CHECK(err <= tolerance(p.dtype));
+    for (std::int64_t i = 0; i < out.numel(); ++i)
+      if (ref.get(i) == 0.0) {
+        INFO("element " << i << " of a row that sees no key: expected 0, got " << out.get(i));
+        REQUIRE(out.get(i) == 0.0);
+      }
+  }
 }
 
 // A window whose place shifts with the head, so the lowering keeps one block map per (batch, head).

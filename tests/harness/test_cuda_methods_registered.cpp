@@ -34,6 +34,30 @@ TEST_CASE("cublas lists the cuda backend only; dense and decode_splitk list cpu 
                                  Catch::Contains("decode_splitk [decode; backends: cpu, cuda]"));
 }
 
+TEST_CASE("flash_sync is GPU-only, takes fp16 and bf16, and the CPU refuses it with a sentence",
+          "[cuda][methods]") {
+  const MethodRegistry& reg = MethodRegistry::instance();
+  CHECK(reg.backends("flash_sync") == kCudaOnly);
+  const DeviceImpl* impl = reg.impl("flash_sync", Device::Kind::cuda);
+  REQUIRE(impl != nullptr);
+  CHECK(reg.impl("flash_sync", Device::Kind::cpu) == nullptr);
+  const Method& m = testing::method_named("flash_sync");
+  const Params params = complete_params(m.info().params, json::object());
+  const Problem bf16 = testing::make_problem({1, 2, 2, 16, 16, 64, 64}, "causal", Dtype::bf16);
+  const Support cpu = m.supports(bf16, params, Device{});
+  CHECK_FALSE(cpu);
+  CHECK_THAT(cpu.reason, Catch::Contains("flash_sync runs on CUDA devices only"));
+  CHECK_THROWS_WITH(m.plan(bf16, params, Device{}), Catch::Contains("flash_sync has no plan for cpu"));
+  const Device gpu{Device::Kind::cuda, 0};
+  CHECK(impl->supports(bf16, params, gpu));
+  const Support f32 = impl->supports(testing::make_problem({1, 2, 2, 16, 16, 64, 64}, "causal"), params, gpu);
+  CHECK_FALSE(f32);
+  CHECK_THAT(f32.reason, Catch::Contains("fp16 or bf16 only"));
+  const Support d96 = impl->supports(testing::make_problem({1, 2, 2, 16, 16, 96, 96}, "full", Dtype::f16), params, gpu);
+  CHECK_FALSE(d96);
+  CHECK_THAT(d96.reason, Catch::Contains("head_dim 64, 128 or 256"));
+}
+
 TEST_CASE("the CPU refuses cublas with a sentence and has no plan for it", "[cuda][methods]") {
   const Method& m = testing::method_named("cublas");
   const Problem p = testing::make_problem({1, 2, 2, 16, 16, 64, 64}, "causal");
