@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The one prepared GPU check, for a session lent an H100/H200 (or any CUDA GPU): configures and builds with
-# CUDA, runs the CUDA tests, runs suites/gpu.json twice on the device (cut to L <= 2K by default, so that it
-# fits a lent machine's time), the PyTorch baseline if torch is importable, and prints the device's
-# clocks, power and performance state. It only reads GPU settings, never changes one (no nvidia-smi -pm,
-# -ac, -lgc, -pl, no MIG change), and ends within GPU_CHECK_BUDGET_S (default 450 s, under 8 minutes).
+# The one prepared GPU check, for a session lent an H100/H200 (or any CUDA GPU): takes the binaries of a
+# bundle (scripts/make-device-bundle.sh) or else configures and builds with CUDA, runs the CUDA tests, runs
+# suites/gpu.json twice on the device (cut to L <= 8K with a bundle, 2K when building, to fit a lent
+# machine's time), the PyTorch baseline if torch is importable, and prints the device's
+# clocks, power and performance state; with time to spare, an ncu profile of flash and flash_sync at one
+# shape (--clock-control none). It only reads GPU settings, never changes one (no nvidia-smi -pm, -ac,
+# -lgc, -pl, no MIG change, no ncu clock locking), and ends within GPU_CHECK_BUDGET_S (default 450 s).
 #
 #   OUT=/some/dir scripts/gpu-check.sh     # everything it writes goes to $OUT (default runs/gpu-check)
 #   BUNDLE=.device-bundle ...              # use binaries built elsewhere by scripts/make-device-bundle.sh
@@ -136,6 +138,28 @@ if python3 -c "import torch, h5py; assert torch.cuda.is_available()" 2>/dev/null
   [ -f "$OUT/gpu-1.h5" ] && [ -f "$OUT/torch.h5" ] && "$CLI" report "$OUT/gpu-1.h5" "$OUT/torch.h5" --metric latency_ms
 else
   echo "skipped: torch (with CUDA) or h5py is not importable by python3"
+fi
+
+step "profile of flash and flash_sync (ncu, clocks left alone; only with time to spare)"
+NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if [ -n "$NCU" ] && [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
+  cat >"$OUT/profile.json" <<'EOF'
+{"name": "profile", "seed": 5, "device": "cuda",
+ "timing": {"warmup": 1, "min_samples": 1, "max_samples": 1, "max_time_s": 0},
+ "methods": [{"name": "flash"}, {"name": "flash_sync"}],
+ "tasks": [{"name": "synthetic", "params": {"batch": 4, "heads": 16, "seq_len": 4096, "check_every": 64,
+            "head_dim": 128, "dtype": "bf16", "causal": false}}]}
+EOF
+  # --clock-control none: ncu would otherwise lock the clocks to base for the profile.
+  within 10 "$NCU" --clock-control none --target-processes all --kernel-name regex:flash_mma_kernel -c 2 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+    --section ComputeWorkloadAnalysis "$CLI" run "$OUT/profile.json" --device cuda --overwrite -q \
+    -o "$OUT/profile.h5" >"$OUT/ncu.txt" 2>&1
+  echo "ncu exit code $? (report in $OUT/ncu.txt)"
+  grep -E "flash_mma_kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Bank Conflicts" \
+    "$OUT/ncu.txt" | head -30
+else
+  echo "skipped (${NCU:-no ncu}; $(left) s left)"
 fi
 
 step "device state (read only)"
