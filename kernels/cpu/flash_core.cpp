@@ -88,10 +88,7 @@ void forward(const Problem& p, const Inputs& in, Tensor& out, const FlashConfig&
 
       // Queries transposed to [d][i], pre-scaled, zero-padded to whole vectors.
       const T* qsrc = qbase + ((b * H + h) * Lq + q0) * D;
-      for (std::int64_t i = 0; i < nq; ++i)
-        for (std::int64_t d = 0; d < D; ++d) qt[d * ldq + i] = widen(qsrc[i * D + d]) * qscale;
-      if (cols > nq)
-        for (std::int64_t d = 0; d < D; ++d) std::fill(qt + d * ldq + nq, qt + d * ldq + cols, 0.0f);
+      stage_queries(qsrc, nq, D, qscale, qt, ldq, cols);
       std::fill(acc, acc + out_rows * ldv, 0.0f);
       std::fill(row_max, row_max + cols, kNegInf);
       std::fill(row_sum, row_sum + cols, 0.0f);
@@ -103,28 +100,10 @@ void forward(const Problem& p, const Inputs& in, Tensor& out, const FlashConfig&
         const TileState state = tile_state(p, cfg, b, h, qtile, kti, TileRange{q0, nq, k0, nk});
         if (state == TileState::empty) continue;
 
-        const float* keys;
-        if constexpr (in_place) {
-          keys = ksrc + k0 * D;
-        } else {
-          for (std::int64_t j = 0; j < nk * D; ++j) ktile[j] = widen(ksrc[k0 * D + j]);
-          keys = ktile;
-        }
-        const float* values = vtile;
-        std::int64_t ldval = ldv;
-        if (values_in_place) {
-          if constexpr (in_place) values = vsrc + k0 * Dv;
-          ldval = Dv;
-        } else {
-          for (std::int64_t j = 0; j < nk; ++j) {
-            float* vdst = vtile + j * ldv;
-            for (std::int64_t c = 0; c < Dv; ++c) vdst[c] = widen(vsrc[(k0 + j) * Dv + c]);
-            std::fill(vdst + Dv, vdst + ldv, 0.0f);
-          }
-        }
+        const KvTile kv = stage_kv_tile(ksrc, vsrc, k0, nk, D, Dv, values_in_place, ktile, vtile, ldv);
 
         // st = K·Qᵀ for this tile: keys in register blocks of kKeyRows, the last block smaller.
-        score_tile(keys, D, qt, ldq, st, nk, query_vecs);
+        score_tile(kv.keys, D, qt, ldq, st, nk, query_vecs);
 
         // Masking: only partial tiles pay for it; causal by its closed form, anything else by predicate.
         if (state == TileState::partial) {
@@ -144,7 +123,7 @@ void forward(const Problem& p, const Inputs& in, Tensor& out, const FlashConfig&
         online_softmax_step(st, ldq, nk, cols, nq, row_max, row_sum, alpha, acc, ldv);
 
         // acc += P·V; padding queries (nq..out_rows) carry finite scores and are never written out.
-        accumulate_values(st, ldq, values, ldval, acc, ldv, out_rows, nk);
+        accumulate_values(st, ldq, kv.values, kv.ldval, acc, ldv, out_rows, nk);
       }
 
       // Normalise; a query no key was allowed for has row_sum 0 and is written as zeros.

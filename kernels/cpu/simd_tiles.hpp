@@ -1,12 +1,15 @@
 // The vector micro-kernels of the CPU attention tile loops, shared by flash_core (kernels/cpu) and the
 // context-parallel block attention (kernels/distributed): the build's vector width, loads and stores that
-// stay in registers, a branch-free 2^x, and the register-blocked score (K·Qᵀ) and value (P·V) tiles.
+// stay in registers, a branch-free 2^x, the staging of query and key/value tiles as fp32, and the
+// register-blocked score (K·Qᵀ) and value (P·V) tiles.
 // Everything here is inline; the width follows the flags of the including file (-march=native).
 #pragma once
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "attnbench/dtype.hpp"
 
@@ -154,6 +157,48 @@ inline void value_micro_tile(const float* pt, std::int64_t ldp, const float* v, 
   for (std::int64_t r = 0; r < kOutRows; ++r)
 #pragma GCC unroll 4
     for (std::int64_t c = 0; c < Vecs; ++c) store(acc + r * lda + c * kLanes, sum[r][c]);
+}
+
+// Queries [nq][D] from qsrc transposed to qt[d][i] (row stride ldq), scaled by qscale (the softmax scale
+// in base-2 units), zero-padded to `cols` lanes.
+template <class T>
+inline void stage_queries(const T* qsrc, std::int64_t nq, std::int64_t D, float qscale, float* qt, std::int64_t ldq,
+                          std::int64_t cols) {
+  for (std::int64_t i = 0; i < nq; ++i)
+    for (std::int64_t d = 0; d < D; ++d) qt[d * ldq + i] = widen(qsrc[i * D + d]) * qscale;
+  if (cols > nq)
+    for (std::int64_t d = 0; d < D; ++d) std::fill(qt + d * ldq + nq, qt + d * ldq + cols, 0.0f);
+}
+
+// Keys [k0, k0 + nk) and their values as fp32 for score_tile and accumulate_values: fp32 keys are read
+// in place, and fp32 values when `values_in_place` (rows of whole vectors); otherwise widened (bf16)
+// into ktile, and widened or padded to ldv columns into vtile.
+struct KvTile {
+  const float* keys;
+  const float* values;
+  std::int64_t ldval;
+};
+template <class T>
+inline KvTile stage_kv_tile(const T* ksrc, const T* vsrc, std::int64_t k0, std::int64_t nk, std::int64_t D,
+                            std::int64_t Dv, bool values_in_place, float* ktile, float* vtile, std::int64_t ldv) {
+  constexpr bool in_place = std::is_same_v<T, float>;
+  KvTile t{ktile, vtile, ldv};
+  if constexpr (in_place) {
+    t.keys = ksrc + k0 * D;
+  } else {
+    for (std::int64_t j = 0; j < nk * D; ++j) ktile[j] = widen(ksrc[k0 * D + j]);
+  }
+  if (values_in_place) {
+    if constexpr (in_place) t.values = vsrc + k0 * Dv;
+    t.ldval = Dv;
+  } else {
+    for (std::int64_t j = 0; j < nk; ++j) {
+      float* vdst = vtile + j * ldv;
+      for (std::int64_t c = 0; c < Dv; ++c) vdst[c] = widen(vsrc[(k0 + j) * Dv + c]);
+      std::fill(vdst + Dv, vdst + ldv, 0.0f);
+    }
+  }
+  return t;
 }
 
 // st[j][·] = K·Qᵀ for the nk keys at `keys` (rows of `head_dim`): register blocks of kKeyRows keys, the

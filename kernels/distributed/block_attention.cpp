@@ -97,10 +97,7 @@ void accumulate_tiles(const BlockShape& s, std::int64_t block_q, std::int64_t bl
       const std::int64_t out_rows = round_up(nq, kOutRows);
 
       const T* qsrc = qbase + ((b * H + h) * Lq + q0) * D;
-      for (std::int64_t i = 0; i < nq; ++i)
-        for (std::int64_t d = 0; d < D; ++d) qt[d * ldq + i] = widen(qsrc[i * D + d]) * qscale;
-      if (cols > nq)
-        for (std::int64_t d = 0; d < D; ++d) std::fill(qt + d * ldq + nq, qt + d * ldq + cols, 0.0f);
+      stage_queries(qsrc, nq, D, qscale, qt, ldq, cols);
       // The state of these rows into the tile; padding rows start empty and are never written back.
       const std::int64_t row0 = (b * H + h) * Lq + q0;
       std::fill(acc, acc + std::max(out_rows, cols) * ldv, 0.0f);
@@ -121,27 +118,9 @@ void accumulate_tiles(const BlockShape& s, std::int64_t block_q, std::int64_t bl
           partial = k0 + nk - 1 > q0 + diagonal;
         }
 
-        const float* keys;
-        if constexpr (in_place) {
-          keys = ksrc + k0 * D;
-        } else {
-          for (std::int64_t j = 0; j < nk * D; ++j) ktile[j] = widen(ksrc[k0 * D + j]);
-          keys = ktile;
-        }
-        const float* values = vtile;
-        std::int64_t ldval = ldv;
-        if (values_in_place) {
-          if constexpr (in_place) values = vsrc + k0 * Dv;
-          ldval = Dv;
-        } else {
-          for (std::int64_t j = 0; j < nk; ++j) {
-            float* vdst = vtile + j * ldv;
-            for (std::int64_t c = 0; c < Dv; ++c) vdst[c] = widen(vsrc[(k0 + j) * Dv + c]);
-            std::fill(vdst + Dv, vdst + ldv, 0.0f);
-          }
-        }
+        const KvTile kv = stage_kv_tile(ksrc, vsrc, k0, nk, D, Dv, values_in_place, ktile, vtile, ldv);
 
-        score_tile(keys, D, qt, ldq, st, nk, query_vecs);
+        score_tile(kv.keys, D, qt, ldq, st, nk, query_vecs);
 
         if (partial)  // key k0 + j is visible to query q0 + i when i >= k0 + j - diagonal - q0
           for (std::int64_t j = 0; j < nk; ++j) {
@@ -151,7 +130,7 @@ void accumulate_tiles(const BlockShape& s, std::int64_t block_q, std::int64_t bl
 
         online_softmax_step(st, ldq, nk, cols, nq, row_max, row_sum, alpha, acc, ldv);
 
-        accumulate_values(st, ldq, values, ldval, acc, ldv, out_rows, nk);
+        accumulate_values(st, ldq, kv.values, kv.ldval, acc, ldv, out_rows, nk);
       }
 
       for (std::int64_t i = 0; i < nq; ++i)
