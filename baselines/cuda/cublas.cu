@@ -154,7 +154,7 @@ class CublasCuda final : public DeviceImpl {
   }
 };
 
-class Cublas final : public Method {
+class Cublas final : public DeviceOnlyMethod {
  public:
   MethodInfo info() const override {
     MethodInfo m;
@@ -169,21 +169,10 @@ class Cublas final : public Method {
     return m;
   }
 
-  Support supports(const Problem& p, const Params& params, const Device& d) const override {
-    if (d.is_cpu()) return Support::no("cublas runs on CUDA devices only (cuBLAS GEMMs); run it with --device cuda");
-    if (const DeviceImpl* impl = MethodRegistry::instance().impl("cublas", d.kind)) return impl->supports(p, params, d);
-    return Support::no("cublas has no implementation for " + d.to_string() + " in this build");
-  }
-
   // Q, K, V, O once; S written by the first GEMM and read twice by the softmax; P written and read once.
   double bytes(const Problem& p, const Params&) const override {
     const double probs_elem = probs_in_place(p) ? 4.0 : static_cast<double>(dtype_size(p.dtype));
     return attention_bytes(p) + score_elements(p) * (3.0 * 4.0 + 2.0 * probs_elem);
-  }
-
-  std::unique_ptr<Plan> plan(const Problem&, const Params&, const Device& d) const override {
-    throw std::logic_error("cublas has no plan for " + d.to_string() +
-                           ": it runs through its CUDA implementation (--device cuda)");
   }
 };
 

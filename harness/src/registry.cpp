@@ -37,6 +37,18 @@ Support Method::supports(const Problem& p, const Params&, const Device& d) const
                        std::to_string(p.kv_heads) + ")");
   return Support::yes();
 }
+Support DeviceOnlyMethod::supports(const Problem& p, const Params& params, const Device& d) const {
+  const std::string name = info().name;
+  if (d.is_cpu()) return Support::no(name + " runs on CUDA devices only; run it with --device cuda");
+  if (const DeviceImpl* impl = MethodRegistry::instance().impl(name, d.kind)) return impl->supports(p, params, d);
+  return Support::no(name + " has no implementation for " + d.to_string() + " in this build");
+}
+
+std::unique_ptr<Plan> DeviceOnlyMethod::plan(const Problem&, const Params&, const Device& d) const {
+  throw std::logic_error(info().name + " has no plan for " + d.to_string() +
+                         ": it runs through its CUDA implementation (--device cuda)");
+}
+
 double Method::flops(const Problem& p, const Params&) const { return attention_flops(p); }
 double Method::bytes(const Problem& p, const Params&) const { return attention_bytes(p); }
 

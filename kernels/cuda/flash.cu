@@ -158,7 +158,7 @@ class FlashSyncCuda final : public DeviceImpl {
   }
 };
 
-class FlashSync final : public Method {
+class FlashSync final : public DeviceOnlyMethod {
  public:
   MethodInfo info() const override {
     MethodInfo m;
@@ -171,16 +171,6 @@ class FlashSync final : public Method {
     m.params = {};
     m.backends = {};  // the CUDA backend comes from the DeviceImpl registered below
     return m;
-  }
-  Support supports(const Problem& p, const Params& params, const Device& d) const override {
-    if (d.is_cpu()) return Support::no("flash_sync runs on CUDA devices only; run it with --device cuda");
-    if (const DeviceImpl* impl = MethodRegistry::instance().impl("flash_sync", d.kind))
-      return impl->supports(p, params, d);
-    return Support::no("flash_sync has no implementation for " + d.to_string() + " in this build");
-  }
-  std::unique_ptr<Plan> plan(const Problem&, const Params&, const Device& d) const override {
-    throw std::logic_error("flash_sync has no plan for " + d.to_string() +
-                           ": it runs through its CUDA implementation (--device cuda)");
   }
 };
 

@@ -70,6 +70,15 @@ class Method {
   virtual int ranks(const Params& /*params*/) const { return 1; }
 };
 
+// A method that exists only as a device implementation (cublas, flash_sync): info().backends is empty,
+// the CPU refuses it with a sentence, on a device supports() asks that device's DeviceImpl, and plan()
+// is never called (the runner plans through the DeviceImpl).
+class DeviceOnlyMethod : public Method {
+ public:
+  Support supports(const Problem& p, const Params& params, const Device& d) const override;
+  std::unique_ptr<Plan> plan(const Problem& p, const Params& params, const Device& d) const override;
+};
+
 // A method's implementation on a device other than the CPU, registered beside the method under its name
 // (the CUDA kernels register one for each method they implement, and GPU-only methods such as `cublas`
 // register a Method whose CPU backend list is empty). On that device the runner asks only the DeviceImpl.
