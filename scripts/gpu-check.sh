@@ -135,7 +135,10 @@ if python3 -c "import torch, h5py; assert torch.cuda.is_available()" 2>/dev/null
   within 25 python3 baselines/external/torch_sdpa.py --overwrite -o "$OUT/torch.h5" --lengths $lengths --max-time 0.5 \
     --deadline-s $(($(left) - 75))
   echo "torch_sdpa.py exit code $?"
-  [ -f "$OUT/gpu-1.h5" ] && [ -f "$OUT/torch.h5" ] && "$CLI" report "$OUT/gpu-1.h5" "$OUT/torch.h5" --metric latency_ms
+  if [ -f "$OUT/gpu-1.h5" ] && [ -f "$OUT/torch.h5" ]; then
+    "$CLI" report "$OUT/gpu-1.h5" "$OUT/torch.h5" --metric latency_ms
+    "$CLI" report "$OUT/gpu-1.h5" "$OUT/torch.h5" --metric speedup --baseline torch_flash  # the target: >= 1.0
+  fi
 else
   echo "skipped: torch (with CUDA) or h5py is not importable by python3"
 fi

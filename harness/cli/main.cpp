@@ -271,7 +271,10 @@ int cmd_report(const std::vector<std::string>& args) {
       "format", po::value<std::string>()->default_value("md"), "md, latex or csv")(
       "metric", po::value<std::string>()->default_value(""),
       "pivot one metric: methods x shapes (latency_ms, gflops, speedup, peak_mb, or a task metric such as rel_l2); "
-      "efficiency_length, ruler or niah for those tables")("output,o", po::value<std::string>(),
+      "efficiency_length, ruler or niah for those tables")(
+      "baseline", po::value<std::string>()->default_value(""),
+      "speedups against this method label, matched by task instance across all the files (default: each "
+      "file's manifest baseline, within the file)")("output,o", po::value<std::string>(),
                                                            "write here instead of stdout")(
       "figures", po::value<std::string>(),
       "also write SVG figures (needle heatmaps, latency and memory against length) and the retrieval tables into "
@@ -279,7 +282,7 @@ int cmd_report(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("files", -1);
   po::variables_map vm;
-  if (!parse("report", "FILE.h5 [FILE.h5 ...] [--format md|latex|csv] [--metric NAME] [-o OUT] [--figures DIR]", opts,
+  if (!parse("report", "FILE.h5 [FILE.h5 ...] [--format md|latex|csv] [--metric NAME] [--baseline LABEL] [-o OUT] [--figures DIR]", opts,
              pos, args, vm))
     return kOk;
   ReportOptions ro;
@@ -289,6 +292,7 @@ int cmd_report(const std::vector<std::string>& args) {
     throw UsageError(std::string("attnbench report: --format: ") + e.what());
   }
   ro.metric = vm["metric"].as<std::string>();
+  ro.baseline = vm["baseline"].as<std::string>();
   std::vector<ResultsFile> files;
   for (const auto& f : vm["files"].as<std::vector<std::string>>()) files.push_back(read_results(f));
   std::string text;

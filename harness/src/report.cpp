@@ -456,22 +456,45 @@ std::string baseline_label(const ResultsFile& f) {
 bool ok(const CellRecord& c) { return c.status == "ok"; }
 bool has_latency(const CellRecord& c) { return ok(c) && c.timing.median_s > 0; }
 
-std::vector<Row> collect_rows(const std::vector<ResultsFile>& files, bool* any_baseline) {
-  std::vector<Row> rows;
-  *any_baseline = false;
-  for (const ResultsFile& f : files) {
-    const auto names = method_names(f);
-    const std::string baseline = baseline_label(f);
-    if (!baseline.empty()) *any_baseline = true;
-    // The baseline of a task instance: the first ok cell of the baseline label with the same task parameters.
-    std::map<std::pair<std::string, std::string>, const CellRecord*> baseline_of;
+// Rows in index order per file, each with its baseline: the first ok cell of the baseline label with the
+// same task and task parameters, in the same file (the manifest's baseline) or, with `over` given, in any
+// of the files in the order given.
+std::vector<Row> collect_rows(const std::vector<ResultsFile>& files, const std::string& over, bool* any_baseline) {
+  using Key = std::pair<std::string, std::string>;
+  auto sorted_cells = [](const ResultsFile& f) {
     std::vector<const CellRecord*> cells;
     for (const CellRecord& c : f.cells) cells.push_back(&c);
     std::stable_sort(cells.begin(), cells.end(),
                      [](const CellRecord* a, const CellRecord* b) { return a->index < b->index; });
-    for (const CellRecord* c : cells)
-      if (!baseline.empty() && c->method == baseline && has_latency(*c))
-        baseline_of.emplace(std::make_pair(c->task, c->task_params), c);
+    return cells;
+  };
+  std::map<Key, const CellRecord*> across;  // --baseline: over every file
+  if (!over.empty()) {
+    std::set<std::string> labels;
+    for (const ResultsFile& f : files)
+      for (const CellRecord* c : sorted_cells(f)) {
+        labels.insert(c->method);
+        if (c->method == over && has_latency(*c)) across.emplace(Key{c->task, c->task_params}, c);
+      }
+    if (across.empty()) {
+      std::string known;
+      for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
+      throw std::invalid_argument("--baseline " + over + ": no ok cell of that method label in the files (labels: " +
+                                  known + ")");
+    }
+  }
+  std::vector<Row> rows;
+  *any_baseline = !over.empty();
+  for (const ResultsFile& f : files) {
+    const auto names = method_names(f);
+    const std::string baseline = over.empty() ? baseline_label(f) : over;
+    if (!baseline.empty()) *any_baseline = true;
+    std::map<Key, const CellRecord*> within;
+    const std::vector<const CellRecord*> cells = sorted_cells(f);
+    if (over.empty())
+      for (const CellRecord* c : cells)
+        if (!baseline.empty() && c->method == baseline && has_latency(*c)) within.emplace(Key{c->task, c->task_params}, c);
+    const auto& baseline_of = over.empty() ? within : across;
     for (const CellRecord* c : cells) {
       const auto b = baseline_of.find({c->task, c->task_params});
       rows.push_back(Row{&f, c, names.at(c), shape_text(*c), b == baseline_of.end() ? nullptr : b->second});
@@ -1026,9 +1049,14 @@ bool has_task(const std::vector<ResultsFile>& files, const std::string& task) {
 std::string render_report(const std::vector<ResultsFile>& given, const ReportOptions& opts) {
   const std::vector<ResultsFile> files = join_shards(given);  // the shards of one suite read as their merge
   bool any_baseline = false;
-  const std::vector<Row> rows = collect_rows(files, &any_baseline);
+  const std::vector<Row> rows = collect_rows(files, opts.baseline, &any_baseline);
+  // A baseline chosen here rather than in the manifests is named in the caption.
+  auto named = [&](Table t) {
+    if (!opts.baseline.empty()) t.caption += "; speedups over " + opts.baseline;
+    return t;
+  };
   if (opts.metric.empty()) {
-    std::string out = render(summary_table(files, rows, any_baseline), opts.format);
+    std::string out = render(named(summary_table(files, rows, any_baseline)), opts.format);
     // Distributed cells add a table per shape (Markdown and LaTeX; CSV stays one table).
     if (opts.format != ReportFormat::csv && has_distributed(rows))
       for (const Table& t : context_parallel_tables(files, rows)) {
@@ -1037,11 +1065,11 @@ std::string render_report(const std::vector<ResultsFile>& given, const ReportOpt
       }
     return out;
   }
-  if (opts.metric == "efficiency_length") return render(efficiency_table(files, rows), opts.format);
+  if (opts.metric == "efficiency_length") return render(named(efficiency_table(files, rows)), opts.format);
   if (opts.metric == "ruler") return render(retrieval_table(files, rows, "ruler", "variant", "RULER"), opts.format);
   if (opts.metric == "niah")
     return render(retrieval_table(files, rows, "niah", "depth", "needle in a haystack"), opts.format);
-  return render(pivot_table(files, rows, pivot_metric(opts.metric, rows, any_baseline)), opts.format);
+  return render(named(pivot_table(files, rows, pivot_metric(opts.metric, rows, any_baseline))), opts.format);
 }
 
 }  // namespace attnbench

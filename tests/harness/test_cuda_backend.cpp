@@ -293,6 +293,16 @@ TEST_CASE("torch_sdpa.py --selftest-schema: attnbench reads its file and reports
     CHECK(lines[i].back() != ',');  // a latency in the last (the only shape) column
   }
   CHECK(rows_with_method == 2);
+
+  // Speedups of our file's cells over the other file's method: the ratio of the two medians.
+  r = run_cli("report " + ours + " " + theirs + " --metric speedup --format csv --baseline " + c.method, dir);
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const double want = c.timing.median_s / o.cells[0].timing.median_s;
+  const std::size_t at = r.out.find("," + o.cells[0].method + ",");  // run,method,speedup
+  REQUIRE(at != std::string::npos);
+  const std::string row = r.out.substr(at, r.out.find('\n', at) - at);
+  CHECK(std::stod(row.substr(row.rfind(',') + 1)) == Approx(want).epsilon(1e-6));
   fs::remove_all(dir);
 }
 

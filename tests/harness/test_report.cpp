@@ -176,6 +176,38 @@ TEST_CASE("report: speedup is against the baseline of the same task instance", "
   CHECK_THROWS_AS(render({no_baseline}, ReportFormat::csv, "speedup"), std::invalid_argument);
 }
 
+TEST_CASE("report: --baseline takes speedups over a method label of the same task instance in any file",
+          "[report]") {
+  // A second file (as baselines/external/torch_sdpa.py writes) with a peer on lra L1024 and L1x4096.
+  ResultsFile peers;
+  peers.path = "runs/torch.h5";
+  peers.manifest_name = "torch_sdpa";
+  peers.manifest_text = R"({"name": "torch_sdpa", "methods": []})";
+  peers.cells = {cell(0, "torch_flash", "{}", "lra", 1024, 1024, 0.005), cell(1, "torch_flash", "{}", "lra", 1, 4096, 0.0004)};
+  ReportOptions opts;
+  opts.format = ReportFormat::csv;
+  opts.metric = "speedup";
+  opts.baseline = "torch_flash";
+  const std::string csv = render_report({smoke_run(), peers}, opts);
+  // torch_flash 0.005 s over flash block_k=64 0.00456789 s and over exact 0.0123456 s on L1024; on L1x4096
+  // 0.0004 s over flash 0.0002 s; the needle task has no torch_flash cell, so no speedup there.
+  CHECK_THAT(csv, Catch::Contains("\nsmoke,flash block_k=64,1.09459729,2,\n") &&
+                      Catch::Contains("\nsmoke,exact,0.405002592,1.6,\n") &&
+                      Catch::Contains("\ntorch_sdpa,torch_flash,1,1,\n"));
+  opts.format = ReportFormat::markdown;
+  opts.metric.clear();
+  const std::string md = render_report({smoke_run(), peers}, opts);
+  CHECK_THAT(md, Catch::Contains("speedups over torch_flash"));
+  opts.baseline = "no_such_label";
+  try {
+    render_report({smoke_run(), peers}, opts);
+    FAIL("an unknown baseline label was accepted");
+  } catch (const std::invalid_argument& e) {
+    CHECK_THAT(e.what(), Catch::Contains("--baseline no_such_label") && Catch::Contains("torch_flash") &&
+                             Catch::Contains("exact"));
+  }
+}
+
 TEST_CASE("report: an unknown metric names the ones there are", "[report]") {
   try {
     render({smoke_run()}, ReportFormat::markdown, "teraflops");

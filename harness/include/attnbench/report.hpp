@@ -19,6 +19,11 @@ struct ReportOptions {
   // pivot of that metric, the distributed counters (imbalance, comm_bytes_per_rank, …) included (see
   // docs/report.md)
   std::string metric;
+  // "" = speedups against each file's manifest baseline, within that file; a method label = against that
+  // method's cell of the same task instance in any of the files (e.g. torch_flash from
+  // baselines/external/torch_sdpa.py beside attnbench's own file). Throws std::invalid_argument when no
+  // file has an ok cell of that label.
+  std::string baseline;
 };
 
 // Throws std::invalid_argument for a metric no cell has.
