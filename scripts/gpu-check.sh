@@ -19,6 +19,9 @@ BUNDLE=${BUNDLE:-}
 BUDGET_S=${GPU_CHECK_BUDGET_S:-450}
 JOBS=${GPU_CHECK_JOBS:-$(nproc)}
 mkdir -p "$OUT"
+# The device tool brings back at most 8 files of $OUT: it gets the log, env.json, the result files and the
+# ncu report; scratch (build logs, cut manifests, CSVs) goes to $WORK.
+WORK=${WORK:-$(mktemp -d)}
 exec > >(tee "$OUT/gpu-check.log") 2>&1
 T0=$SECONDS
 left() { echo $((BUDGET_S - (SECONDS - T0))); }
@@ -55,18 +58,18 @@ if [ -n "$BUNDLE" ] && [ -x "$BUNDLE/attnbench" ]; then
   cublas=$(find /usr/local /opt /usr/lib -name 'libcublas.so.13' 2>/dev/null | head -1)
   echo "cuBLAS: ${cublas:-not found}"
   export BUNDLE_EXTRA_LD="${cublas:+$(dirname "$cublas"):}/usr/local/nvidia/lib64:/usr/local/nvidia/lib"
-  if ! "$BUNDLE/attnbench" list methods >/dev/null 2>"$OUT/bundle-check.log"; then
-    cat "$OUT/bundle-check.log"
+  if ! "$BUNDLE/attnbench" list methods >/dev/null 2>"$WORK/bundle-check.log"; then
+    cat "$WORK/bundle-check.log"
     echo "retrying with the bundle's libstdc++/libgomp"
     export BUNDLE_LIB_STD=1
   fi
-  if "$BUNDLE/attnbench" list methods >/dev/null 2>"$OUT/bundle-check.log"; then
+  if "$BUNDLE/attnbench" list methods >/dev/null 2>"$WORK/bundle-check.log"; then
     bundled=1
     CLI="$BUNDLE/attnbench"
     TESTS="$BUNDLE/attnbench_cuda_tests"
     echo "using the bundle (BUNDLE_EXTRA_LD=$BUNDLE_EXTRA_LD${BUNDLE_LIB_STD:+, with lib-std})"
   else
-    cat "$OUT/bundle-check.log"
+    cat "$WORK/bundle-check.log"
     LD_LIBRARY_PATH="$BUNDLE/lib:$BUNDLE_EXTRA_LD" ldd "$BUNDLE/bin/attnbench" | grep -E "not found" || true
     echo "the bundle does not run here: building instead"
   fi
@@ -77,12 +80,12 @@ MAX_LEN=${GPU_CHECK_MAX_LEN:-$([ $bundled = 1 ] && echo 8192 || echo 2048)}
 if [ $bundled = 0 ]; then
   step "configure and build (CUDA architecture $ARCH)"
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DATTNBENCH_BUILD_BENCH=OFF \
-    >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; echo "configure failed"; }
-  grep -E "attnbench: (CUDA|MPI)" "$OUT/configure.log"
-  within 250 cmake --build "$BUILD" -j "$JOBS" --target attnbench attnbench_cuda_tests >"$OUT/build.log" 2>&1
+    >"$WORK/configure.log" 2>&1 || { tail -30 "$WORK/configure.log"; echo "configure failed"; }
+  grep -E "attnbench: (CUDA|MPI)" "$WORK/configure.log"
+  within 250 cmake --build "$BUILD" -j "$JOBS" --target attnbench attnbench_cuda_tests >"$WORK/build.log" 2>&1
   build_rc=$?
-  tail -5 "$OUT/build.log"
-  [ $build_rc -eq 0 ] || { grep -E "error|Error" "$OUT/build.log" | head -30; echo "build failed (rc $build_rc)"; }
+  tail -5 "$WORK/build.log"
+  [ $build_rc -eq 0 ] || { grep -E "error|Error" "$WORK/build.log" | head -30; echo "build failed (rc $build_rc)"; }
 fi
 "$CLI" env >"$OUT/env.json" 2>&1 || true
 
@@ -97,7 +100,7 @@ fi
 step "suites/gpu.json (seq_len <= $MAX_LEN), twice, --device cuda"
 SUITE=suites/gpu.json
 if [ "$MAX_LEN" -lt 32768 ]; then
-  SUITE="$OUT/gpu-cut.json"
+  SUITE="$WORK/gpu-cut.json"
   python3 - "$MAX_LEN" "$SUITE" <<'EOF'
 import json, sys
 limit, out = int(sys.argv[1]), sys.argv[2]
@@ -119,9 +122,9 @@ if [ -f "$OUT/gpu-1.h5" ] && [ -f "$OUT/gpu-2.h5" ]; then
   "$CLI" report "$OUT/gpu-1.h5" --metric tflops
   "$CLI" report "$OUT/gpu-1.h5" --metric discarded_samples 2>/dev/null || true
   # Run-to-run agreement of the medians, cell by cell (same manifest, so the tables line up).
-  "$CLI" report "$OUT/gpu-1.h5" --metric latency_ms --format csv >"$OUT/lat-1.csv"
-  "$CLI" report "$OUT/gpu-2.h5" --metric latency_ms --format csv >"$OUT/lat-2.csv"
-  paste -d '\n' "$OUT/lat-1.csv" "$OUT/lat-2.csv" | awk -F, '
+  "$CLI" report "$OUT/gpu-1.h5" --metric latency_ms --format csv >"$WORK/lat-1.csv"
+  "$CLI" report "$OUT/gpu-2.h5" --metric latency_ms --format csv >"$WORK/lat-2.csv"
+  paste -d '\n' "$WORK/lat-1.csv" "$WORK/lat-2.csv" | awk -F, '
     NR % 2 == 1 { n = split($0, a, ","); next }
     NR > 2 { for (j = 2; j <= n; j++) if (a[j] != "" && $j != "" && a[j] + 0 > 0) {
                d = ($j - a[j]) / a[j]; if (d < 0) d = -d; if (d > worst) worst = d; sum += d; cells++ } }
@@ -146,7 +149,7 @@ fi
 step "profile of flash and flash_sync (ncu, clocks left alone; only with time to spare)"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ -n "$NCU" ] && [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
-  cat >"$OUT/profile.json" <<'EOF'
+  cat >"$WORK/profile.json" <<'EOF'
 {"name": "profile", "seed": 5, "device": "cuda",
  "timing": {"warmup": 1, "min_samples": 1, "max_samples": 1, "max_time_s": 0},
  "methods": [{"name": "flash"}, {"name": "flash_sync"}],
@@ -156,8 +159,8 @@ EOF
   # --clock-control none: ncu would otherwise lock the clocks to base for the profile.
   within 10 "$NCU" --clock-control none --target-processes all --kernel-name regex:flash_mma_kernel -c 2 \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
-    --section ComputeWorkloadAnalysis "$CLI" run "$OUT/profile.json" --device cuda --overwrite -q \
-    -o "$OUT/profile.h5" >"$OUT/ncu.txt" 2>&1
+    --section ComputeWorkloadAnalysis "$CLI" run "$WORK/profile.json" --device cuda --overwrite -q \
+    -o "$WORK/profile.h5" >"$OUT/ncu.txt" 2>&1
   echo "ncu exit code $? (report in $OUT/ncu.txt)"
   grep -E "flash_mma_kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Bank Conflicts" \
     "$OUT/ncu.txt" | head -30
