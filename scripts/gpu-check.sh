@@ -22,6 +22,7 @@ mkdir -p "$OUT"
 # The device tool brings back at most 8 files of $OUT: it gets the log, env.json, the result files and the
 # ncu report; scratch (build logs, cut manifests, CSVs) goes to $WORK.
 WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
 exec > >(tee "$OUT/gpu-check.log") 2>&1
 T0=$SECONDS
 left() { echo $((BUDGET_S - (SECONDS - T0))); }
