@@ -40,10 +40,10 @@ TEST_CASE("the watchdog fires after its deadline, not before, and not once disar
     CHECK_FALSE(w.armed());  // once: the action ran, the watchdog is disarmed
   }
   SECTION("disarmed in time, it stays quiet") {
-    w.arm(0.2, [&] { fired = 1; });
-    std::this_thread::sleep_for(20ms);
+    w.arm(0.5, [&] { fired = 1; });
+    std::this_thread::sleep_for(10ms);
     w.disarm();
-    std::this_thread::sleep_for(400ms);
+    std::this_thread::sleep_for(700ms);  // past the deadline it had
     CHECK(fired.load() == 0);
   }
   SECTION("re-arming replaces the deadline and the action") {
@@ -56,10 +56,10 @@ TEST_CASE("the watchdog fires after its deadline, not before, and not once disar
     CHECK(fired.load() == 0);
   }
   SECTION("a pause stops the clock") {
-    w.arm(0.15, [&] { fired = 1; });
+    w.arm(0.5, [&] { fired = 1; });
     {
       const WatchdogPause p(&w);
-      std::this_thread::sleep_for(400ms);  // well past the deadline, but paused
+      std::this_thread::sleep_for(800ms);  // well past the deadline, but paused
       CHECK(fired.load() == 0);
     }
     REQUIRE(wait_for(fired, 5000ms));
