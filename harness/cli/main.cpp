@@ -67,6 +67,7 @@ const char* kUsage =
     "  merge A.h5 B.h5... -o ALL.h5\n"
     "                     join the result files of a sharded suite (run --shard I/N) into one\n"
     "  report FILE.h5...  tables from result files (Markdown, LaTeX, CSV); --figures DIR writes SVG figures\n"
+    "  compare A.h5 B.h5  the cells of B against the same cells of A: medians, B/A - 1, U-test p-value\n"
     "  env                what a run records about this machine and build\n"
     "\n"
     "`attnbench <command> --help` describes each. Exit codes: 0 success, 1 failure, 2 bad input.\n";
@@ -357,6 +358,48 @@ int cmd_merge(const std::vector<std::string>& args) {
   return kFailure;
 }
 
+int cmd_compare(const std::vector<std::string>& args) {
+  po::options_description opts("compare options");
+  opts.add_options()("a", po::value<std::string>()->required(), "the first run (A)")(
+      "b", po::value<std::string>()->required(), "the second run (B), compared cell by cell with A")(
+      "format", po::value<std::string>()->default_value("md"), "md, latex or csv")(
+      "threshold", po::value<double>()->default_value(0.01), "|B/A - 1| up to this is \"the same\" (0.01: 1%)")(
+      "strict", po::bool_switch(), "exit 1 when a cell's |B/A - 1| is above the threshold")(
+      "output,o", po::value<std::string>(), "write here instead of stdout");
+  po::positional_options_description pos;
+  pos.add("a", 1).add("b", 1);
+  po::variables_map vm;
+  if (!parse("compare",
+             "A.h5 B.h5 [--threshold 0.01] [--strict] [--format md|latex|csv] [-o OUT]\n\n"
+             "The cells of B against the same cells (by id) of A: both medians, B/A - 1, the p-value of the\n"
+             "Mann-Whitney U test of their samples, and a verdict. Exit codes: 0; 1 with --strict when a cell\n"
+             "differs by more than the threshold; 2 bad input (no cell in common).",
+             opts, pos, args, vm))
+    return kOk;
+  CompareOptions co;
+  try {
+    co.format = parse_report_format(vm["format"].as<std::string>());
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("attnbench compare: --format: ") + e.what());
+  }
+  co.threshold = vm["threshold"].as<double>();
+  if (!(co.threshold >= 0)) throw UsageError("attnbench compare: --threshold must be >= 0");
+  const ResultsFile a = read_results(vm["a"].as<std::string>()), b = read_results(vm["b"].as<std::string>());
+  Comparison c;
+  try {
+    c = compare_results(a, b, co);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("attnbench compare: ") + e.what());
+  }
+  if (vm.count("output")) {
+    std::ofstream out(vm["output"].as<std::string>(), std::ios::binary);
+    if (!(out << c.text)) throw std::runtime_error("cannot write " + vm["output"].as<std::string>());
+  } else {
+    std::cout << c.text;
+  }
+  return vm["strict"].as<bool>() && c.over > 0 ? kFailure : kOk;
+}
+
 int cmd_env(const std::vector<std::string>& args) {
   po::options_description opts("env options");
   opts.add_options()("threads", po::value<int>()->default_value(0), "threads a run would use (0: OpenMP's default)");
@@ -385,6 +428,7 @@ int dispatch(int argc, char** argv) {
     if (cmd == "list") return cmd_list(args);
     if (cmd == "report") return cmd_report(args);
     if (cmd == "merge") return cmd_merge(args);
+    if (cmd == "compare") return cmd_compare(args);
     if (cmd == "env") return cmd_env(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::cout << kUsage;

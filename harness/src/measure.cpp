@@ -28,6 +28,34 @@ double median_rse(const std::vector<double>& s) {
   return 1.2533 * sigma / std::sqrt(static_cast<double>(s.size())) / med;
 }
 
+double mann_whitney_p(const std::vector<double>& a, const std::vector<double>& b) {
+  const std::size_t n1 = a.size(), n2 = b.size(), n = n1 + n2;
+  if (n1 < 3 || n2 < 3) return NAN;
+  // Ranks of the pooled samples, ties sharing their average rank.
+  std::vector<std::pair<double, int>> pooled;
+  for (double x : a) pooled.emplace_back(x, 0);
+  for (double x : b) pooled.emplace_back(x, 1);
+  std::sort(pooled.begin(), pooled.end(), [](const auto& l, const auto& r) { return l.first < r.first; });
+  double rank_sum_a = 0, ties = 0;
+  for (std::size_t i = 0; i < n;) {
+    std::size_t j = i;
+    while (j < n && pooled[j].first == pooled[i].first) ++j;
+    const double rank = (static_cast<double>(i + 1) + static_cast<double>(j)) / 2;  // ranks i+1 … j
+    for (std::size_t k = i; k < j; ++k)
+      if (pooled[k].second == 0) rank_sum_a += rank;
+    const double t = static_cast<double>(j - i);
+    ties += t * t * t - t;
+    i = j;
+  }
+  const double d1 = static_cast<double>(n1), d2 = static_cast<double>(n2), dn = static_cast<double>(n);
+  const double u = rank_sum_a - d1 * (d1 + 1) / 2;
+  const double mean = d1 * d2 / 2;
+  const double var = d1 * d2 / 12 * ((dn + 1) - ties / (dn * (dn - 1)));
+  if (var <= 0) return 1.0;  // every sample equal
+  const double z = std::max(0.0, std::abs(u - mean) - 0.5) / std::sqrt(var);
+  return std::erfc(z / std::sqrt(2.0));
+}
+
 TimingStats summarize(const std::vector<double>& samples) {
   TimingStats t;
   t.samples = static_cast<std::int64_t>(samples.size());

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "attnbench/measure.hpp"
 #include "attnbench/merge.hpp"
 
 namespace attnbench {
@@ -1070,6 +1071,83 @@ std::string render_report(const std::vector<ResultsFile>& given, const ReportOpt
   if (opts.metric == "niah")
     return render(retrieval_table(files, rows, "niah", "depth", "needle in a haystack"), opts.format);
   return render(named(pivot_table(files, rows, pivot_metric(opts.metric, rows, any_baseline))), opts.format);
+}
+
+Comparison compare_results(const ResultsFile& a, const ResultsFile& b, const CompareOptions& opts) {
+  std::map<std::string, const CellRecord*> in_a;
+  for (const CellRecord& c : a.cells) in_a.emplace(c.id, &c);
+  std::vector<const CellRecord*> cells;
+  for (const CellRecord& c : b.cells)
+    if (in_a.count(c.id)) cells.push_back(&c);
+  if (cells.empty())
+    throw std::invalid_argument(b.path + " and " + a.path + " have no cell in common (cells are matched by id: " +
+                                "method, parameters, task, task parameters)");
+  std::stable_sort(cells.begin(), cells.end(), [](const CellRecord* l, const CellRecord* r) { return l->index < r->index; });
+  const auto names = method_names(b);
+
+  Comparison out;
+  const CellRecord* worst = nullptr;
+  Table t;
+  for (const char* h : {"method", "task", "shape"}) t.columns.push_back(text_column(h));
+  t.columns.push_back(number_column("A (ms)", {"a_latency_ms"}, Better::none));
+  t.columns.push_back(number_column("B (ms)", {"b_latency_ms"}, Better::none));
+  t.columns.push_back(number_column("B/A − 1", {"delta"}, Better::none));
+  t.columns.push_back(number_column("p (U test)", {"p_value"}, Better::none));
+  t.columns.push_back(text_column("verdict"));
+  const std::string within = format("same (within ±%g%%)", opts.threshold * 100);
+  for (const CellRecord* cb : cells) {
+    const CellRecord& ca = *in_a.at(cb->id);
+    std::vector<Entry> e{text_entry(names.at(cb)), text_entry(cb->task), text_entry(shape_text(*cb))};
+    auto ms = [](const CellRecord& c) {
+      return has_latency(c) ? number_entry(format("%.4g", latency_ms(c)), latency_ms(c)) : status_entry(c.status);
+    };
+    e.push_back(ms(ca));
+    e.push_back(ms(*cb));
+    if (!has_latency(ca) || !has_latency(*cb)) {
+      e.push_back(missing_entry());
+      e.push_back(missing_entry());
+      e.push_back(text_entry(std::string("not compared: ") + (has_latency(ca) ? "B" : "A") + " has no timing (" +
+                             (has_latency(ca) ? cb->status : ca.status) + ")"));
+      t.rows.push_back(std::move(e));
+      continue;
+    }
+    const double delta = cb->timing.median_s / ca.timing.median_s - 1;
+    const double p = mann_whitney_p(ca.samples, cb->samples);
+    ++out.compared;
+    if (std::abs(delta) > opts.threshold) ++out.over;
+    if (!worst || std::abs(delta) > out.max_delta) {
+      out.max_delta = std::abs(delta);
+      worst = cb;
+    }
+    e.push_back(number_entry(format("%+.2f%%", delta * 100), delta));
+    e.push_back(std::isnan(p) ? missing_entry() : number_entry(format("%.2g", p), p));
+    std::string verdict = within;
+    if (std::abs(delta) > opts.threshold)
+      verdict = std::string(delta > 0 ? "slower" : "faster") + (!std::isnan(p) && p < 0.05 ? "" : " (not significant)");
+    e.push_back(text_entry(verdict));
+    t.rows.push_back(std::move(e));
+  }
+
+  // Whether the two files come from one build; a comparison across builds is what it is for, but says so.
+  auto revision = [](const ResultsFile& f) {
+    const json env = parse_or_null(f.environment);
+    return env.is_object() && env.contains("git_revision") && env["git_revision"].is_string()
+               ? env["git_revision"].get<std::string>()
+               : std::string("?");
+  };
+  const std::size_t only_a = a.cells.size() - cells.size(), only_b = b.cells.size() - cells.size();
+  t.caption = "attnbench compare — B = " + b.path + " against A = " + a.path + ": " + std::to_string(cells.size()) +
+              " cells in both, " + std::to_string(out.compared) + " with timings, " +
+              std::to_string(out.compared - out.over) + " within ±" + format("%g", opts.threshold * 100) + "%";
+  if (worst)
+    t.caption += ", largest |B/A − 1| " + format("%.2f%%", out.max_delta * 100) + " (" + names.at(worst) + " " +
+                 shape_text(*worst) + ")";
+  if (only_a || only_b)
+    t.caption += "; " + std::to_string(only_a) + " only in A, " + std::to_string(only_b) + " only in B";
+  const std::string ra = revision(a), rb = revision(b);
+  t.caption += ra == rb ? "; one build (" + ra + ")" : "; builds differ (A " + ra + ", B " + rb + ")";
+  out.text = render(t, opts.format);
+  return out;
 }
 
 }  // namespace attnbench

@@ -16,7 +16,7 @@ using test::run_cli;
 
 TEST_CASE("every subcommand has --help and exits 0", "[cli]") {
   const auto dir = test::scratch_dir("help");
-  for (const char* cmd : {"run", "validate", "list", "report", "merge", "env"}) {
+  for (const char* cmd : {"run", "validate", "list", "report", "merge", "compare", "env"}) {
     const auto r = run_cli(std::string(cmd) + " --help", dir);
     INFO(cmd);
     CHECK(r.code == 0);
@@ -197,5 +197,32 @@ TEST_CASE("run on a suite of suites writes one file per suite into the -o folder
   r = run_cli("run " + (dir / "all.json").string() + " -o " + out + " --resume", dir);
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("0 run now, 3 kept from before"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("compare: two runs cell by cell; --strict exits 1 over the threshold, no common cell exits 2", "[cli][compare]") {
+  const auto dir = test::scratch_dir("compare");
+  const std::string manifest = (dir / "tiny.json").string(), other = (dir / "other.json").string();
+  std::ofstream(manifest) << R"({"name": "tiny", "seed": 2, "timing": {"warmup": 1, "min_samples": 5, "max_time_s": 0.02},
+    "methods": [{"name": "flash"}], "tasks": [{"name": "synthetic", "params": {"heads": 2, "head_dim": 16}, "axes": {"seq_len": [32, 48]}}]})";
+  std::ofstream(other) << R"({"name": "other", "seed": 2, "timing": {"warmup": 1, "min_samples": 5, "max_time_s": 0.02},
+    "methods": [{"name": "dense"}], "tasks": [{"name": "synthetic", "params": {"heads": 2, "head_dim": 16, "seq_len": 32}}]})";
+  const std::string a = (dir / "a.h5").string(), b = (dir / "b.h5").string(), c = (dir / "c.h5").string();
+  REQUIRE(run_cli("run " + manifest + " -q -o " + a, dir).code == 0);
+  REQUIRE(run_cli("run " + manifest + " -q -o " + b, dir).code == 0);
+  REQUIRE(run_cli("run " + other + " -q -o " + c, dir).code == 0);
+
+  auto r = run_cli("compare " + a + " " + b, dir);
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("2 cells in both, 2 with timings") && Catch::Contains("one build"));
+  CHECK(run_cli("compare " + a + " " + a + " --threshold 0 --strict", dir).code == 0);  // identical: B/A − 1 = 0
+  CHECK(run_cli("compare " + a + " " + b + " --threshold 0 --strict", dir).code == 1);
+  CHECK(run_cli("compare " + a + " " + b + " --threshold 10 --strict", dir).code == 0);
+  r = run_cli("compare " + a + " " + b + " --format csv", dir);
+  CHECK_THAT(r.out, Catch::StartsWith("method,task,shape,a_latency_ms,b_latency_ms,delta,p_value,verdict\n"));
+  r = run_cli("compare " + a + " " + c, dir);
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("no cell in common"));
   std::filesystem::remove_all(dir);
 }

@@ -68,3 +68,16 @@ TEST_CASE("the cache flusher covers twice the last-level cache", "[measure]") {
   CHECK(f.bytes() >= (1u << 20));
   f.flush();
 }
+
+TEST_CASE("mann_whitney_p: the normal approximation with tie and continuity corrections", "[measure]") {
+  // Expected values from an independent computation (U by counting pairs, ties 0.5), as scipy's
+  // mannwhitneyu(method="asymptotic", use_continuity=True) defines them.
+  CHECK(mann_whitney_p({1, 2, 3, 4, 5}, {6, 7, 8, 9, 10}) == Approx(0.012185780355344818).epsilon(1e-12));
+  CHECK(mann_whitney_p({1, 2, 2, 3, 7}, {2, 3, 4, 5, 5, 6}) == Approx(0.26669936890104307).epsilon(1e-12));
+  const std::vector<double> fast{1.0, 1.1, 0.9, 1.05, 0.95, 1.02}, slow{1.01, 1.2, 1.3, 1.25, 1.22, 1.28};
+  CHECK(mann_whitney_p(fast, slow) == Approx(0.020240570577077503).epsilon(1e-12));
+  CHECK(mann_whitney_p(slow, fast) == mann_whitney_p(fast, slow));  // two-sided
+  CHECK(mann_whitney_p(fast, fast) == 1.0);
+  CHECK(mann_whitney_p({2, 2, 2}, {2, 2, 2}) == 1.0);  // nothing to rank
+  CHECK(std::isnan(mann_whitney_p({1, 2}, {3, 4, 5})));
+}

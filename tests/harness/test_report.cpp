@@ -520,3 +520,49 @@ TEST_CASE("report: TFLOP/s, minimum bytes and bandwidth pivots follow their form
   CHECK_THAT(render({r}, ReportFormat::csv, "bytes_mb"), Catch::Contains("flash,3000\n"));
   CHECK_THAT(render({r}, ReportFormat::csv, "gbps"), Catch::Contains("flash,6\n"));
 }
+
+TEST_CASE("compare: B against A cell by cell, with the U test's verdict and the builds named", "[report][compare]") {
+  ResultsFile a = smoke_run(), b = smoke_run();
+  a.path = "a.h5";
+  b.path = "b.h5";
+  a.environment = R"({"git_revision": "abc"})";
+  b.environment = R"({"git_revision": "abc"})";
+  // B: flash block_k=64 10% slower with every sample slower (significant at 5 samples each: p ≈ 0.012),
+  // flash block_k=128 0.5% faster (within 1%), exact on L1×4096 3% slower but its samples overlap.
+  auto scale = [](CellRecord& c, double f, const std::vector<double>& samples) {
+    c.timing.median_s *= f;
+    c.samples = samples;
+  };
+  CellRecord& f64 = b.cells[1];
+  for (double& s : f64.samples) s *= 2;  // every B sample above every A sample
+  f64.timing.median_s *= 1.10;
+  scale(b.cells[2], 0.995, b.cells[2].samples);
+  CellRecord& x = b.cells[5];  // exact_x (index 4)
+  x.timing.median_s *= 1.03;
+  x.samples = {0.00024, 0.00026, 0.000255, 0.000245, 0.00025};
+  b.cells.pop_back();  // needle_flash only in A
+
+  CompareOptions opts;
+  opts.format = ReportFormat::csv;
+  const Comparison c = compare_results(a, b, opts);
+  INFO(c.text);
+  CHECK(c.compared == 6);  // ok cells with timings in both: exact, flash64, flash128, exact_x, flash_x, needle_exact
+  CHECK(c.over == 2);
+  CHECK(c.max_delta == Approx(0.10));
+  CHECK_THAT(c.text, Catch::Contains("flash block_k=64,lra,L1024 D64 H8/8 fp32 causal,4.56789,5.024679,0.1,") &&
+                         Catch::Contains(",slower\n") && Catch::Contains("same (within ±1%)") &&
+                         Catch::Contains("slower (not significant)") && Catch::Contains("not compared: A has no timing (failed)"));
+  opts.format = ReportFormat::markdown;  // the caption (CSV is the table alone)
+  CHECK_THAT(compare_results(a, b, opts).text,
+             Catch::StartsWith("attnbench compare — B = b.h5 against A = a.h5: 8 cells in both, 6 with timings, 4 "
+                               "within ±1%, largest |B/A − 1| 10.00% (flash block_k=64") &&
+                 Catch::Contains("1 only in A, 0 only in B") && Catch::Contains("one build (abc)"));
+  b.environment = R"({"git_revision": "def"})";
+  CHECK_THAT(compare_results(a, b, opts).text, Catch::Contains("builds differ (A abc, B def)"));
+  opts.threshold = 0.2;
+  CHECK(compare_results(a, b, opts).over == 0);
+
+  ResultsFile other = smoke_run();
+  for (CellRecord& cell : other.cells) cell.id += "?";
+  CHECK_THROWS_AS(compare_results(a, other, opts), std::invalid_argument);
+}

@@ -28,6 +28,11 @@ double median_rse(const std::vector<double>& s);
 
 TimingStats summarize(const std::vector<double>& samples);
 
+// Two-sided p-value of the Mann–Whitney U test that samples `a` and `b` come from one distribution: the
+// normal approximation with tie and continuity corrections (as Google Benchmark's tools/compare.py reads
+// scipy's). NaN when either has fewer than 3 samples; the approximation is rough below about 8 each.
+double mann_whitney_p(const std::vector<double>& a, const std::vector<double>& b);
+
 // Writes over a buffer twice the size of the last-level cache, evicting whatever a timed run left there.
 class CacheFlusher {
  public:

@@ -29,6 +29,22 @@ struct ReportOptions {
 // Throws std::invalid_argument for a metric no cell has.
 std::string render_report(const std::vector<ResultsFile>& files, const ReportOptions& opts);
 
+struct CompareOptions {
+  ReportFormat format = ReportFormat::markdown;
+  double threshold = 0.01;  // |B/A − 1| up to this is "the same"
+};
+struct Comparison {
+  std::string text;          // the table, caption first
+  std::int64_t compared = 0;  // cells ok in both files
+  std::int64_t over = 0;      // of those, |B/A − 1| above the threshold
+  double max_delta = 0;       // the largest |B/A − 1|
+};
+// The cells of `b` against the cells of `a` with the same id (two runs of one manifest, before and after a
+// change, or twice for repeatability): both medians, B/A − 1, the Mann–Whitney U test's p-value of their
+// samples, and a verdict (docs/report.md, "Comparing two runs"). Throws std::invalid_argument when the
+// files have no cell in common.
+Comparison compare_results(const ResultsFile& a, const ResultsFile& b, const CompareOptions& opts);
+
 // Whether some cell of the files belongs to the task: the retrieval tables exist only then.
 bool has_task(const std::vector<ResultsFile>& files, const std::string& task);
 
