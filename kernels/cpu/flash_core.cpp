@@ -66,15 +66,9 @@ void forward(const Problem& p, const Inputs& in, Tensor& out, const FlashConfig&
 
 #pragma omp parallel num_threads(ws.threads())
   {
-    float* slice = ws.thread_slice(omp_get_thread_num());
-    float* qt = slice + L.q_tile;
-    float* ktile = slice + L.k_tile;
-    float* vtile = slice + L.v_tile;
-    float* st = slice + L.scores;
-    float* acc = slice + L.acc;
-    float* row_max = slice + L.row_max;
-    float* row_sum = slice + L.row_sum;
-    float* alpha = slice + L.alpha;
+    const TileBuffers buf(ws.thread_slice(omp_get_thread_num()), L);
+    float *qt = buf.qt, *ktile = buf.ktile, *vtile = buf.vtile, *st = buf.st, *acc = buf.acc;
+    float *row_max = buf.row_max, *row_sum = buf.row_sum, *alpha = buf.alpha;
 
     // Heaviest query tiles first (the last ones under a causal mask), so dynamic scheduling balances.
 #pragma omp for schedule(dynamic, 1)
@@ -161,24 +155,29 @@ FlashWorkspace::FlashWorkspace(const Problem& p, const FlashConfig& cfg, int thr
   Layout& l = layout_;
   l.cols = round_up(cfg.block_q, kLanes);
   l.vdim = round_up(std::max<std::int64_t>(p.value_dim, 1), kLanes);
-  const std::int64_t out_rows = round_up(cfg.block_q, kOutRows);
-  // Every region starts on a 64-byte boundary.
+  static_cast<TileLayout&>(l) = tile_layout(p.head_dim, l.cols, l.vdim, cfg.block_q, cfg.block_k, p.dtype != Dtype::f32);
+  buffer_ = AlignedFloats(static_cast<std::size_t>(l.per_thread * threads));
+}
+
+TileLayout tile_layout(std::int64_t head_dim, std::int64_t cols, std::int64_t vdim, std::int64_t block_q,
+                       std::int64_t block_k, bool widened_keys) {
+  TileLayout l;
   std::int64_t at = 0;
-  auto take = [&](std::int64_t floats) {
+  auto take = [&](std::int64_t floats) {  // every region starts on a 64-byte boundary
     const std::int64_t start = at;
     at += round_up(floats, 16);
     return start;
   };
-  l.q_tile = take(p.head_dim * l.cols);
-  l.k_tile = p.dtype == Dtype::f32 ? take(0) : take(cfg.block_k * p.head_dim);
-  l.v_tile = take(cfg.block_k * l.vdim);
-  l.scores = take(cfg.block_k * l.cols);
-  l.acc = take(std::max(out_rows, l.cols) * l.vdim);
-  l.row_max = take(l.cols);
-  l.row_sum = take(l.cols);
-  l.alpha = take(l.cols);
+  l.q_tile = take(head_dim * cols);
+  l.k_tile = take(widened_keys ? block_k * head_dim : 0);
+  l.v_tile = take(block_k * vdim);
+  l.scores = take(block_k * cols);
+  l.acc = take(std::max(round_up(block_q, kOutRows), cols) * vdim);
+  l.row_max = take(cols);
+  l.row_sum = take(cols);
+  l.alpha = take(cols);
   l.per_thread = at;
-  buffer_ = AlignedFloats(static_cast<std::size_t>(l.per_thread * threads));
+  return l;
 }
 
 void flash_forward_cpu(const Problem& p, const Inputs& in, Tensor& out, const FlashConfig& cfg, FlashWorkspace& ws) {

@@ -51,6 +51,30 @@ struct FlashConfig {
 // Builds the config for `p`: block maps are lowered from p.mask unless it is full or causal.
 FlashConfig make_flash_config(const Problem& p, std::int64_t block_q, std::int64_t block_k);
 
+// One thread's tile buffers for the online-softmax tile loop (this file's forward pass and the distributed
+// block attention), in floats from the start of its slice, every region on a 64-byte boundary.
+struct TileLayout {
+  std::int64_t q_tile = 0;  // [head_dim][cols] queries, transposed and pre-scaled
+  std::int64_t k_tile = 0;  // [block_k][head_dim] keys widened to fp32 (none when keys are read in place)
+  std::int64_t v_tile = 0;  // [block_k][vdim] values widened / padded (when not read in place)
+  std::int64_t scores = 0;  // [block_k][cols] scores, then probabilities, transposed
+  std::int64_t acc = 0;     // [max(block_q rounded to the output rows, cols)][vdim] unnormalised output
+  std::int64_t row_max = 0, row_sum = 0, alpha = 0;  // [cols] online-softmax state per query
+  std::int64_t per_thread = 0;
+};
+// cols: queries of a tile rounded up to the vector width; vdim: value_dim rounded up likewise;
+// widened_keys: whether keys need a tile of their own (not fp32 read in place).
+TileLayout tile_layout(std::int64_t head_dim, std::int64_t cols, std::int64_t vdim, std::int64_t block_q,
+                       std::int64_t block_k, bool widened_keys);
+
+// The regions of one thread's slice.
+struct TileBuffers {
+  TileBuffers(float* slice, const TileLayout& l)
+      : qt(slice + l.q_tile), ktile(slice + l.k_tile), vtile(slice + l.v_tile), st(slice + l.scores),
+        acc(slice + l.acc), row_max(slice + l.row_max), row_sum(slice + l.row_sum), alpha(slice + l.alpha) {}
+  float *qt, *ktile, *vtile, *st, *acc, *row_max, *row_sum, *alpha;
+};
+
 // Per-thread tile buffers, sized once for a problem and config so that the forward pass allocates
 // nothing. Memory is O(threads · tile), independent of the sequence lengths.
 class FlashWorkspace {
@@ -59,17 +83,10 @@ class FlashWorkspace {
   FlashWorkspace(const Problem& p, const FlashConfig& cfg, int threads);
   int threads() const { return threads_; }
 
-  // The layout of one thread's slice, in floats; all strides are multiples of the vector width.
-  struct Layout {
-    std::int64_t cols = 0;    // block_q rounded up to the vector width: queries run along lanes
-    std::int64_t vdim = 0;    // value_dim rounded up to the vector width
-    std::int64_t q_tile = 0;  // [head_dim][cols] queries, transposed and pre-scaled
-    std::int64_t k_tile = 0;  // [block_k][head_dim] keys widened to fp32 (bf16 inputs only)
-    std::int64_t v_tile = 0;  // [block_k][vdim] values widened / padded (when not read in place)
-    std::int64_t scores = 0;  // [block_k][cols] scores, then probabilities, transposed
-    std::int64_t acc = 0;     // [cols][vdim] unnormalised output
-    std::int64_t row_max = 0, row_sum = 0, alpha = 0;  // [cols] online-softmax state per query
-    std::int64_t per_thread = 0;
+  // The layout of one thread's slice; all strides are multiples of the vector width.
+  struct Layout : TileLayout {
+    std::int64_t cols = 0;  // block_q rounded up to the vector width: queries run along lanes
+    std::int64_t vdim = 0;  // value_dim rounded up to the vector width
   };
   const Layout& layout() const { return layout_; }
   float* thread_slice(int t) { return buffer_.data() + static_cast<std::size_t>(t) * layout_.per_thread; }

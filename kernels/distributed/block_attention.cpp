@@ -21,33 +21,16 @@ using namespace simd;  // the vector micro-kernels flash_core uses (kernels/cpu/
 
 constexpr std::int64_t kDecodeKeys = 64;  // keys scored at a time by the decoding form
 
-// The per-thread regions of BlockAttention's buffer, in floats from the slice start.
-struct TileLayout {
-  std::int64_t q_tile, k_tile, v_tile, scores, acc, row_max, row_sum, alpha, per_thread;
-};
+// The per-thread regions of BlockAttention's buffer for decoding, in floats from the slice start (the
+// tile loop's are kernels::tile_layout's).
 struct DecodeLayout {
   std::int64_t query, scores, per_thread;
 };
 
+// Keys always get a tile of their own: a block's keys may come from another rank's buffer.
 TileLayout tile_layout(const BlockShape& s, std::int64_t cols, std::int64_t vdim, std::int64_t block_q,
                        std::int64_t block_k) {
-  TileLayout l{};
-  std::int64_t at = 0;
-  auto take = [&](std::int64_t floats) {
-    const std::int64_t start = at;
-    at += round_up(floats, 16);
-    return start;
-  };
-  l.q_tile = take(s.head_dim * cols);
-  l.k_tile = take(block_k * s.head_dim);
-  l.v_tile = take(block_k * vdim);
-  l.scores = take(block_k * cols);
-  l.acc = take(std::max(round_up(block_q, kOutRows), cols) * vdim);
-  l.row_max = take(cols);
-  l.row_sum = take(cols);
-  l.alpha = take(cols);
-  l.per_thread = at;
-  return l;
+  return kernels::tile_layout(s.head_dim, cols, vdim, block_q, block_k, true);
 }
 
 DecodeLayout decode_layout(const BlockShape& s) {
@@ -77,15 +60,9 @@ void accumulate_tiles(const BlockShape& s, std::int64_t block_q, std::int64_t bl
 
 #pragma omp parallel num_threads(threads)
   {
-    float* slice = buffer + static_cast<std::int64_t>(omp_get_thread_num()) * per_thread;
-    float* qt = slice + L.q_tile;
-    float* ktile = slice + L.k_tile;
-    float* vtile = slice + L.v_tile;
-    float* st = slice + L.scores;
-    float* acc = slice + L.acc;
-    float* row_max = slice + L.row_max;
-    float* row_sum = slice + L.row_sum;
-    float* alpha = slice + L.alpha;
+    const TileBuffers buf(buffer + static_cast<std::int64_t>(omp_get_thread_num()) * per_thread, L);
+    float *qt = buf.qt, *ktile = buf.ktile, *vtile = buf.vtile, *st = buf.st, *acc = buf.acc;
+    float *row_max = buf.row_max, *row_sum = buf.row_sum, *alpha = buf.alpha;
 
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t item = 0; item < items; ++item) {
