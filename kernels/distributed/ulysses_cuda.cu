@@ -125,24 +125,13 @@ class UlyssesCudaPlan final : public Plan {
   void poison() override { cuda::check(cudaMemsetAsync(out_.data(), 0xFF, out_.bytes(), cuda::stream()), "poison"); }
 
   void collect(Tensor& out) override {
-    const Problem& p = p_;
     Bytes mine(out_.bytes());
     cuda::check(cudaStreamSynchronize(cuda::stream()), "run");
     if (!mine.empty())
       cuda::check(cudaMemcpy(mine.data(), out_.data(), mine.size(), cudaMemcpyDeviceToHost), "download");
     const std::vector<Bytes> shards = gather_to_root(comm_, mine);
     if (rank_ != 0) return;
-    for (int r = 0; r < size_; ++r) {
-      const std::int64_t n = rows(r), first = chunk_start(p.q_len, size_, r);
-      const std::size_t part = output_part_bytes(n);
-      for (int d = 0; d < size_; ++d)
-        for (std::int64_t b = 0; b < p.batch; ++b)
-          scatter_rows(shards[static_cast<std::size_t>(r)].data() + d * part +
-                           static_cast<std::size_t>(b * hp_ * n * p.value_dim) * esize_,
-                       hp_, p.q_len, p.value_dim, esize_, first, 1, n,
-                       static_cast<char*>(out.data()) +
-                           static_cast<std::size_t>((b * p.heads + d * hp_) * p.q_len * p.value_dim) * esize_);
-    }
+    unpack_outputs(p_, size_, esize_, shards, out.data());
   }
 
   Counters counters() const override {
@@ -151,14 +140,8 @@ class UlyssesCudaPlan final : public Plan {
 
  private:
   std::int64_t rows(int r) const { return chunk_size(p_.q_len, size_, r); }
-  std::size_t input_part_bytes(int d, std::int64_t n) const {
-    const KvRange kv = kv_range(p_, size_, d);
-    return static_cast<std::size_t>(p_.batch * n * (hp_ * p_.head_dim + kv.count * (p_.head_dim + p_.value_dim))) *
-           esize_;
-  }
-  std::size_t output_part_bytes(std::int64_t n) const {
-    return static_cast<std::size_t>(p_.batch * hp_ * n * p_.value_dim) * esize_;
-  }
+  std::size_t input_part_bytes(int d, std::int64_t n) const { return kernels::distributed::input_part_bytes(p_, size_, esize_, d, n); }
+  std::size_t output_part_bytes(std::int64_t n) const { return kernels::distributed::output_part_bytes(p_, size_, esize_, n); }
 
   // An all-to-all of byte parts: one NCCL group of a send and a receive per other rank; this rank's own
   // part copied on the device.
