@@ -9,6 +9,7 @@
 
 #include "attnbench/method.hpp"
 #include "kernels/cpu/block_select_core.hpp"
+#include "kernels/cpu/decode_splitk_params.hpp"
 #include "kernels/cpu/exact_common.hpp"
 
 namespace attnbench {
@@ -216,16 +217,7 @@ class DecodeSplitk final : public Method {
 
   Support supports(const Problem& p, const Params& params, const Device& d) const override {
     if (Support s = kernels::fp32_bf16_full_or_causal(*this, "decode_splitk", p, params, d); !s) return s;
-    const std::int64_t max_queries = params.integer("max_queries");
-    if (p.q_len > max_queries)
-      return Support::no("decode_splitk is for decoding a few tokens: q_len (" + std::to_string(p.q_len) +
-                         ") exceeds max_queries (" + std::to_string(max_queries) +
-                         "); raise max_queries or use an exact prefill method such as flash");
-    const std::int64_t splits = params.integer("splits");
-    if (splits > p.kv_len)
-      return Support::no("splits (" + std::to_string(splits) + ") must not exceed kv_len (" + std::to_string(p.kv_len) +
-                         "): every split needs at least one key");
-    return Support::yes();
+    return kernels::decode_splitk_params_support(p, params);
   }
 
   // attention_flops (every allowed pair scored and weighted once), plus the merge: 2·Dv per split per

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "attnbench/method.hpp"
+#include "kernels/cpu/decode_splitk_params.hpp"
 #include "kernels/cuda/cuda_plan.hpp"
 #include "kernels/cuda/elements.cuh"
 
@@ -427,15 +428,7 @@ class DecodeSplitkCuda final : public DeviceImpl {
       return Support::no("decode_splitk supports the full and causal masks only, not '" + p.mask->name() +
                          "'; run it on a full or causal problem");
     if (p.q_len < 1 || p.kv_len < 1) return Support::no("decode_splitk needs q_len and kv_len of at least 1");
-    const std::int64_t max_queries = params.integer("max_queries");
-    if (p.q_len > max_queries)
-      return Support::no("decode_splitk is for decoding a few tokens: q_len (" + std::to_string(p.q_len) +
-                         ") exceeds max_queries (" + std::to_string(max_queries) +
-                         "); raise max_queries or use an exact prefill method such as flash");
-    const std::int64_t splits = params.integer("splits");
-    if (splits > p.kv_len)
-      return Support::no("splits (" + std::to_string(splits) + ") must not exceed kv_len (" + std::to_string(p.kv_len) +
-                         "): every split needs at least one key");
+    if (Support s = kernels::decode_splitk_params_support(p, params); !s) return s;
     if (p.head_dim > kMaxDim || p.value_dim > kMaxDim)
       return Support::no("decode_splitk on CUDA supports head_dim and value_dim up to " + std::to_string(kMaxDim) +
                          ", not " + std::to_string(p.head_dim) + " and " + std::to_string(p.value_dim));
