@@ -7,9 +7,11 @@
 
 #include "cuda/cuda_support.hpp"
 #include "datasets/generators.hpp"
+#include "support/counters.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
+using testing::counter;
 using attnbench::testing::Shape;
 
 namespace {
@@ -44,13 +46,6 @@ Counters decode_counters(const Problem& p, const Inputs& in, const json& given) 
   backend.synchronize(gpu);
   plan->collect(out);
   return plan->counters();
-}
-
-double counter(const Counters& c, const std::string& name) {
-  for (const auto& [n, v] : c)
-    if (n == name) return v;
-  FAIL("counter " << name << " missing");
-  return 0;
 }
 
 const std::vector<Shape>& small_shapes() {

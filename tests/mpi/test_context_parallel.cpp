@@ -12,9 +12,11 @@
 
 #include "attnbench/mpi_runtime.hpp"
 #include "datasets/generators.hpp"
+#include "support/counters.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
+using testing::counter;
 using attnbench::testing::Shape;
 
 namespace {
@@ -73,13 +75,6 @@ DistributedRun run_distributed(const std::string& name, const Problem& p, const 
   r.counters.push_back(plan->counters());
   mpi::set_cell_comm(nullptr);
   return r;
-}
-
-double counter(const Counters& c, const std::string& name) {
-  for (const auto& [k, v] : c)
-    if (k == name) return v;
-  FAIL("counter '" << name << "' missing");
-  return 0;
 }
 
 // Runs `name` on `ranks` ranks and, on rank 0, checks its output against the float64 oracle.

@@ -8,19 +8,14 @@
 
 #include "datasets/generators.hpp"
 #include "nccl/nccl_support.hpp"
+#include "support/counters.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
+using testing::counter;
 using attnbench::testing::Shape;
 
 namespace {
-
-double counter(const Counters& c, const std::string& name) {
-  for (const auto& [k, v] : c)
-    if (k == name) return v;
-  FAIL("counter '" << name << "' missing");
-  return 0;
-}
 
 void check_method(const std::string& name, const Shape& shape, const std::string& mask, Dtype dtype, int ranks,
                   std::uint64_t seed) {
