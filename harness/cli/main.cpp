@@ -266,6 +266,16 @@ int cmd_list(const std::vector<std::string>& args) {
   return kOk;
 }
 
+// A table to the file -o names, else to stdout.
+void write_output(const po::variables_map& vm, const std::string& text) {
+  if (!vm.count("output")) {
+    std::cout << text;
+    return;
+  }
+  std::ofstream out(vm["output"].as<std::string>(), std::ios::binary);
+  if (!(out << text)) throw std::runtime_error("cannot write " + vm["output"].as<std::string>());
+}
+
 int cmd_report(const std::vector<std::string>& args) {
   po::options_description opts("report options");
   opts.add_options()("files", po::value<std::vector<std::string>>()->required(), "result files (HDF5)")(
@@ -302,12 +312,7 @@ int cmd_report(const std::vector<std::string>& args) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(std::string("attnbench report: ") + e.what());
   }
-  if (vm.count("output")) {
-    std::ofstream out(vm["output"].as<std::string>(), std::ios::binary);
-    if (!(out << text)) throw std::runtime_error("cannot write " + vm["output"].as<std::string>());
-  } else {
-    std::cout << text;
-  }
+  write_output(vm, text);
   if (vm.count("figures")) {
     // Stdout stays the table, for pipes; the list of files is a message.
     const std::vector<std::string> written = write_figures(files, vm["figures"].as<std::string>());
@@ -391,12 +396,7 @@ int cmd_compare(const std::vector<std::string>& args) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(std::string("attnbench compare: ") + e.what());
   }
-  if (vm.count("output")) {
-    std::ofstream out(vm["output"].as<std::string>(), std::ios::binary);
-    if (!(out << c.text)) throw std::runtime_error("cannot write " + vm["output"].as<std::string>());
-  } else {
-    std::cout << c.text;
-  }
+  write_output(vm, c.text);
   return vm["strict"].as<bool>() && c.over > 0 ? kFailure : kOk;
 }
 

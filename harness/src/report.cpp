@@ -460,15 +460,16 @@ bool has_latency(const CellRecord& c) { return ok(c) && c.timing.median_s > 0; }
 // Rows in index order per file, each with its baseline: the first ok cell of the baseline label with the
 // same task and task parameters, in the same file (the manifest's baseline) or, with `over` given, in any
 // of the files in the order given.
+// A file's cells in index order (a resumed run appends, so the file's order may differ).
+std::vector<const CellRecord*> sorted_cells(const ResultsFile& f) {
+  std::vector<const CellRecord*> cells;
+  for (const CellRecord& c : f.cells) cells.push_back(&c);
+  std::stable_sort(cells.begin(), cells.end(), [](const CellRecord* a, const CellRecord* b) { return a->index < b->index; });
+  return cells;
+}
+
 std::vector<Row> collect_rows(const std::vector<ResultsFile>& files, const std::string& over, bool* any_baseline) {
   using Key = std::pair<std::string, std::string>;
-  auto sorted_cells = [](const ResultsFile& f) {
-    std::vector<const CellRecord*> cells;
-    for (const CellRecord& c : f.cells) cells.push_back(&c);
-    std::stable_sort(cells.begin(), cells.end(),
-                     [](const CellRecord* a, const CellRecord* b) { return a->index < b->index; });
-    return cells;
-  };
   std::map<Key, const CellRecord*> across;  // --baseline: over every file
   if (!over.empty()) {
     std::set<std::string> labels;
@@ -1077,12 +1078,11 @@ Comparison compare_results(const ResultsFile& a, const ResultsFile& b, const Com
   std::map<std::string, const CellRecord*> in_a;
   for (const CellRecord& c : a.cells) in_a.emplace(c.id, &c);
   std::vector<const CellRecord*> cells;
-  for (const CellRecord& c : b.cells)
-    if (in_a.count(c.id)) cells.push_back(&c);
+  for (const CellRecord* c : sorted_cells(b))
+    if (in_a.count(c->id)) cells.push_back(c);
   if (cells.empty())
     throw std::invalid_argument(b.path + " and " + a.path + " have no cell in common (cells are matched by id: " +
                                 "method, parameters, task, task parameters)");
-  std::stable_sort(cells.begin(), cells.end(), [](const CellRecord* l, const CellRecord* r) { return l->index < r->index; });
   const auto names = method_names(b);
 
   Comparison out;
