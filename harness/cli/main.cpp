@@ -286,15 +286,17 @@ int cmd_report(const std::vector<std::string>& args) {
       "baseline", po::value<std::string>()->default_value(""),
       "speedups against this method label, matched by task instance across all the files (default: each "
       "file's manifest baseline, within the file)")("output,o", po::value<std::string>(),
-                                                           "write here instead of stdout")(
+                                                    "write here instead of stdout")(
       "figures", po::value<std::string>(),
       "also write SVG figures (needle heatmaps, latency and memory against length) and the retrieval tables into "
       "this directory; the paths written go to stderr");
   po::positional_options_description pos;
   pos.add("files", -1);
   po::variables_map vm;
-  if (!parse("report", "FILE.h5 [FILE.h5 ...] [--format md|latex|csv] [--metric NAME] [--baseline LABEL] [-o OUT] [--figures DIR]", opts,
-             pos, args, vm))
+  if (!parse(
+          "report",
+          "FILE.h5 [FILE.h5 ...] [--format md|latex|csv] [--metric NAME] [--baseline LABEL] [-o OUT] [--figures DIR]",
+          opts, pos, args, vm))
     return kOk;
   ReportOptions ro;
   try {

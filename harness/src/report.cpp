@@ -464,7 +464,8 @@ bool has_latency(const CellRecord& c) { return ok(c) && c.timing.median_s > 0; }
 std::vector<const CellRecord*> sorted_cells(const ResultsFile& f) {
   std::vector<const CellRecord*> cells;
   for (const CellRecord& c : f.cells) cells.push_back(&c);
-  std::stable_sort(cells.begin(), cells.end(), [](const CellRecord* a, const CellRecord* b) { return a->index < b->index; });
+  std::stable_sort(cells.begin(), cells.end(),
+                   [](const CellRecord* a, const CellRecord* b) { return a->index < b->index; });
   return cells;
 }
 
@@ -481,8 +482,8 @@ std::vector<Row> collect_rows(const std::vector<ResultsFile>& files, const std::
     if (across.empty()) {
       std::string known;
       for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
-      throw std::invalid_argument("--baseline " + over + ": no ok cell of that method label in the files (labels: " +
-                                  known + ")");
+      throw std::invalid_argument("--baseline " + over +
+                                  ": no ok cell of that method label in the files (labels: " + known + ")");
     }
   }
   std::vector<Row> rows;
@@ -495,7 +496,8 @@ std::vector<Row> collect_rows(const std::vector<ResultsFile>& files, const std::
     const std::vector<const CellRecord*> cells = sorted_cells(f);
     if (over.empty())
       for (const CellRecord* c : cells)
-        if (!baseline.empty() && c->method == baseline && has_latency(*c)) within.emplace(Key{c->task, c->task_params}, c);
+        if (!baseline.empty() && c->method == baseline && has_latency(*c))
+          within.emplace(Key{c->task, c->task_params}, c);
     const auto& baseline_of = over.empty() ? within : across;
     for (const CellRecord* c : cells) {
       const auto b = baseline_of.find({c->task, c->task_params});

@@ -155,7 +155,8 @@ FlashWorkspace::FlashWorkspace(const Problem& p, const FlashConfig& cfg, int thr
   Layout& l = layout_;
   l.cols = round_up(cfg.block_q, kLanes);
   l.vdim = round_up(std::max<std::int64_t>(p.value_dim, 1), kLanes);
-  static_cast<TileLayout&>(l) = tile_layout(p.head_dim, l.cols, l.vdim, cfg.block_q, cfg.block_k, p.dtype != Dtype::f32);
+  static_cast<TileLayout&>(l) =
+      tile_layout(p.head_dim, l.cols, l.vdim, cfg.block_q, cfg.block_k, p.dtype != Dtype::f32);
   buffer_ = AlignedFloats(static_cast<std::size_t>(l.per_thread * threads));
 }
 

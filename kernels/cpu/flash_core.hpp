@@ -70,8 +70,14 @@ TileLayout tile_layout(std::int64_t head_dim, std::int64_t cols, std::int64_t vd
 // The regions of one thread's slice.
 struct TileBuffers {
   TileBuffers(float* slice, const TileLayout& l)
-      : qt(slice + l.q_tile), ktile(slice + l.k_tile), vtile(slice + l.v_tile), st(slice + l.scores),
-        acc(slice + l.acc), row_max(slice + l.row_max), row_sum(slice + l.row_sum), alpha(slice + l.alpha) {}
+      : qt(slice + l.q_tile),
+        ktile(slice + l.k_tile),
+        vtile(slice + l.v_tile),
+        st(slice + l.scores),
+        acc(slice + l.acc),
+        row_max(slice + l.row_max),
+        row_sum(slice + l.row_sum),
+        alpha(slice + l.alpha) {}
   float *qt, *ktile, *vtile, *st, *acc, *row_max, *row_sum, *alpha;
 };
 

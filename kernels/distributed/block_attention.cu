@@ -14,8 +14,8 @@
 #include <string>
 #include <utility>
 
-#include "kernels/distributed/cp_cuda_common.cuh"
 #include "kernels/cuda/elements.cuh"
+#include "kernels/distributed/cp_cuda_common.cuh"
 
 namespace attnbench::kernels::distributed::gpu {
 namespace {
@@ -371,6 +371,13 @@ cuda::DeviceBuffer upload_bytes(const void* data, std::size_t bytes) {
   cuda::DeviceBuffer b(bytes);
   if (bytes) cuda::check(cudaMemcpy(b.data(), data, bytes, cudaMemcpyHostToDevice), "upload");
   return b;
+}
+
+std::vector<Bytes> gather_device_to_root(MPI_Comm comm, const cuda::DeviceBuffer& mine) {
+  Bytes host(mine.bytes());
+  cuda::check(cudaStreamSynchronize(cuda::stream()), "run");
+  if (!host.empty()) cuda::check(cudaMemcpy(host.data(), mine.data(), host.size(), cudaMemcpyDeviceToHost), "download");
+  return gather_to_root(comm, host);
 }
 
 Support cuda_cp_supports(const std::string& method, const Problem& p, const Device& d) {

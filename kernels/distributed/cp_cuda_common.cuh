@@ -97,6 +97,9 @@ Counters reduce_device_counters(MPI_Comm comm, double bytes, double comm_s, doub
 
 // Host bytes to a new device buffer, synchronously (prepare()).
 cuda::DeviceBuffer upload_bytes(const void* data, std::size_t bytes);
+// After the plan's stream is done, this rank's device bytes downloaded and gathered onto rank 0 (collect());
+// empty on the other ranks. Collective over `comm`.
+std::vector<Bytes> gather_device_to_root(MPI_Comm comm, const cuda::DeviceBuffer& mine);
 
 // The refusals every CUDA context-parallel method shares: a CUDA device, heads a multiple of kv_heads,
 // fp32/bf16/fp16, full or causal mask, head and value dims 1..256.

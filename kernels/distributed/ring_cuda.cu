@@ -114,11 +114,7 @@ class RingCudaPlan final : public Plan, private RingSchedule {
   void poison() override { cuda::check(cudaMemsetAsync(out_.data(), 0xFF, out_.bytes(), cuda::stream()), "poison"); }
 
   void collect(Tensor& out) override {
-    Bytes mine(out_.bytes());
-    cuda::check(cudaStreamSynchronize(cuda::stream()), "run");
-    if (!mine.empty())
-      cuda::check(cudaMemcpy(mine.data(), out_.data(), mine.size(), cudaMemcpyDeviceToHost), "download");
-    const std::vector<Bytes> shards = gather_to_root(comm_, mine);
+    const std::vector<Bytes> shards = gather_device_to_root(comm_, out_);
     if (rank_ != 0) return;
     for (int r = 0; r < size_; ++r)
       scatter_rows(shards[static_cast<std::size_t>(r)].data(), p_.batch * p_.heads, p_.q_len, p_.value_dim, esize_,

@@ -126,8 +126,12 @@ class UlyssesPlan final : public Plan {
  private:
   std::int64_t rows(int r) const { return chunk_size(p_.q_len, size_, r); }
   // Q of d's heads plus K and V of the kv heads d needs, for n positions.
-  std::size_t input_part_bytes(int d, std::int64_t n) const { return kernels::distributed::input_part_bytes(p_, size_, esize_, d, n); }
-  std::size_t output_part_bytes(std::int64_t n) const { return kernels::distributed::output_part_bytes(p_, size_, esize_, n); }
+  std::size_t input_part_bytes(int d, std::int64_t n) const {
+    return kernels::distributed::input_part_bytes(p_, size_, esize_, d, n);
+  }
+  std::size_t output_part_bytes(std::int64_t n) const {
+    return kernels::distributed::output_part_bytes(p_, size_, esize_, n);
+  }
 
   Problem p_, local_;
   MPI_Comm comm_;
@@ -166,15 +170,7 @@ class Ulysses final : public Method {
     if (Support s = distributed_supports(*this, "ulysses", p, params, d); !s) return s;
     const int P = ranks_of(params);
     if (Support s = self_attention_only("ulysses", p, P); !s) return s;
-    if (p.heads % P != 0)
-      return Support::no(
-          "ulysses shards heads over ranks and needs heads divisible by ranks: " + std::to_string(p.heads) +
-          " heads over " + std::to_string(P) + " ranks; use ring or striped, or a rank count dividing the heads");
-    if (p.kv_heads % P != 0 && P % p.kv_heads != 0)
-      return Support::no(
-          "ulysses needs kv_heads divisible by ranks (kv heads sharded) or ranks divisible by kv_heads "
-          "(kv heads replicated); got " +
-          std::to_string(p.kv_heads) + " kv heads over " + std::to_string(P) + " ranks");
+    if (Support s = ulysses_heads_support(p, P); !s) return s;
     // Alltoallv counts and displacements are int: every rank's buffers must stay under 2 GiB.
     const std::int64_t kvc = std::max<std::int64_t>(1, p.kv_heads / P), chunk = (p.q_len + P - 1) / P;
     const double per_head = static_cast<double>(p.batch) * dtype_size(p.dtype);

@@ -125,11 +125,7 @@ class UlyssesCudaPlan final : public Plan {
   void poison() override { cuda::check(cudaMemsetAsync(out_.data(), 0xFF, out_.bytes(), cuda::stream()), "poison"); }
 
   void collect(Tensor& out) override {
-    Bytes mine(out_.bytes());
-    cuda::check(cudaStreamSynchronize(cuda::stream()), "run");
-    if (!mine.empty())
-      cuda::check(cudaMemcpy(mine.data(), out_.data(), mine.size(), cudaMemcpyDeviceToHost), "download");
-    const std::vector<Bytes> shards = gather_to_root(comm_, mine);
+    const std::vector<Bytes> shards = gather_device_to_root(comm_, out_);
     if (rank_ != 0) return;
     unpack_outputs(p_, size_, esize_, shards, out.data());
   }
@@ -140,8 +136,12 @@ class UlyssesCudaPlan final : public Plan {
 
  private:
   std::int64_t rows(int r) const { return chunk_size(p_.q_len, size_, r); }
-  std::size_t input_part_bytes(int d, std::int64_t n) const { return kernels::distributed::input_part_bytes(p_, size_, esize_, d, n); }
-  std::size_t output_part_bytes(std::int64_t n) const { return kernels::distributed::output_part_bytes(p_, size_, esize_, n); }
+  std::size_t input_part_bytes(int d, std::int64_t n) const {
+    return kernels::distributed::input_part_bytes(p_, size_, esize_, d, n);
+  }
+  std::size_t output_part_bytes(std::int64_t n) const {
+    return kernels::distributed::output_part_bytes(p_, size_, esize_, n);
+  }
 
   // An all-to-all of byte parts: one NCCL group of a send and a receive per other rank; this rank's own
   // part copied on the device.
@@ -186,15 +186,7 @@ class UlyssesCuda final : public DeviceImpl {
     if (Support s = cuda_cp_supports("ulysses", p, d); !s) return s;
     const int P = ranks_of(params);
     if (Support s = self_attention_only("ulysses", p, P); !s) return s;
-    if (p.heads % P != 0)
-      return Support::no(
-          "ulysses shards heads over ranks and needs heads divisible by ranks: " + std::to_string(p.heads) +
-          " heads over " + std::to_string(P) + " ranks; use ring or striped, or a rank count dividing the heads");
-    if (p.kv_heads % P != 0 && P % p.kv_heads != 0)
-      return Support::no(
-          "ulysses needs kv_heads divisible by ranks (kv heads sharded) or ranks divisible by kv_heads "
-          "(kv heads replicated); got " +
-          std::to_string(p.kv_heads) + " kv heads over " + std::to_string(P) + " ranks");
+    if (Support s = ulysses_heads_support(p, P); !s) return s;
     return Support::yes();
   }
   std::unique_ptr<Plan> plan(const Problem& p, const Params& params, const Device&) const override {

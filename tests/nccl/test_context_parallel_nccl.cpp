@@ -12,8 +12,8 @@
 #include "support/problems.hpp"
 
 using namespace attnbench;
-using testing::counter;
 using attnbench::testing::Shape;
+using testing::counter;
 
 namespace {
 
