@@ -52,6 +52,20 @@ inline Support distributed_supports(const Method& m, const std::string& method, 
 }
 
 // Ring, striped and Ulysses split one sequence: self-attention with every rank holding a token.
+// tree_decode's shape, on every backend: a few queries (more are a prefill) against at least one cached key
+// per rank.
+constexpr std::int64_t kTreeDecodeMaxQueries = 128;
+inline Support tree_decode_shape_support(const Problem& p, int ranks) {
+  if (p.q_len > kTreeDecodeMaxQueries)
+    return Support::no("tree_decode is a decoding method for a few queries against a long KV cache: q_len " +
+                       std::to_string(p.q_len) + " > " + std::to_string(kTreeDecodeMaxQueries) +
+                       "; use ring, striped or ulysses for a prefill");
+  if (p.kv_len < ranks)
+    return Support::no("tree_decode needs at least one cached key per rank: kv_len " + std::to_string(p.kv_len) +
+                       " < ranks " + std::to_string(ranks));
+  return Support::yes();
+}
+
 inline Support self_attention_only(const std::string& method, const Problem& p, int ranks) {
   if (p.cross || p.q_len != p.kv_len)
     return Support::no(method + " splits one sequence over ranks and needs self-attention (q_len == kv_len); got " +

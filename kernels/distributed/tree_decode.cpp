@@ -14,7 +14,6 @@ namespace {
 
 using namespace kernels::distributed;
 
-constexpr std::int64_t kMaxQueries = 128;  // a decoding method: more queries are a prefill
 
 class TreeDecodePlan final : public Plan {
  public:
@@ -117,14 +116,7 @@ class TreeDecode final : public Method {
 
   Support supports(const Problem& p, const Params& params, const Device& d) const override {
     if (Support s = distributed_supports(*this, "tree_decode", p, params, d); !s) return s;
-    const int P = ranks_of(params);
-    if (p.q_len > kMaxQueries)
-      return Support::no("tree_decode is a decoding method for a few queries against a long KV cache: q_len " +
-                         std::to_string(p.q_len) + " > " + std::to_string(kMaxQueries) +
-                         "; use ring, striped or ulysses for a prefill");
-    if (p.kv_len < P)
-      return Support::no("tree_decode needs at least one cached key per rank: kv_len " + std::to_string(p.kv_len) +
-                         " < ranks " + std::to_string(P));
+    if (Support s = tree_decode_shape_support(p, ranks_of(params)); !s) return s;
     if (static_cast<double>(p.batch * p.heads * p.q_len) * (1 + p.value_dim) > std::numeric_limits<int>::max())
       return Support::no(
           "tree_decode reduces the partial outputs in one all-reduce of under 2^31 floats; this is more");

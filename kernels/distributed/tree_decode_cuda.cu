@@ -12,7 +12,6 @@ namespace {
 using namespace kernels::distributed;
 using namespace kernels::distributed::gpu;
 
-constexpr std::int64_t kMaxQueries = 128;  // as the CPU version: more queries are a prefill
 
 class TreeDecodeCudaPlan final : public Plan {
  public:
@@ -114,14 +113,7 @@ class TreeDecodeCuda final : public DeviceImpl {
  public:
   Support supports(const Problem& p, const Params& params, const Device& d) const override {
     if (Support s = cuda_cp_supports("tree_decode", p, d); !s) return s;
-    const int P = ranks_of(params);
-    if (p.q_len > kMaxQueries)
-      return Support::no("tree_decode is a decoding method for a few queries against a long KV cache: q_len " +
-                         std::to_string(p.q_len) + " > " + std::to_string(kMaxQueries) +
-                         "; use ring, striped or ulysses for a prefill");
-    if (p.kv_len < P)
-      return Support::no("tree_decode needs at least one cached key per rank: kv_len " + std::to_string(p.kv_len) +
-                         " < ranks " + std::to_string(P));
+    if (Support s = tree_decode_shape_support(p, ranks_of(params)); !s) return s;
     return Support::yes();
   }
   std::unique_ptr<Plan> plan(const Problem& p, const Params& params, const Device&) const override {
