@@ -14,7 +14,6 @@ namespace {
 
 using namespace kernels::distributed;
 
-
 class TreeDecodePlan final : public Plan {
  public:
   TreeDecodePlan(const Problem& p, int ranks) : p_(p), comm_(cell_communicator("tree_decode", ranks)), size_(ranks) {

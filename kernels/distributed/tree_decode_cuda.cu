@@ -12,7 +12,6 @@ namespace {
 using namespace kernels::distributed;
 using namespace kernels::distributed::gpu;
 
-
 class TreeDecodeCudaPlan final : public Plan {
  public:
   TreeDecodeCudaPlan(const Problem& p, int ranks)
