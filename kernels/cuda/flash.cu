@@ -43,36 +43,8 @@ std::string flash_cuda_refusal(const std::string& method, const Problem& p) {
 FlashDevicePlan::FlashDevicePlan(const Problem& p, std::shared_ptr<const Mask> mask, const MobaSetup* moba,
                                  bool pipelined)
     : DevicePlan(p, p.dtype), mask_(std::move(mask)) {
-  FlashArgs& a = args_;
-  a.pipelined = pipelined ? 1 : 0;
-  a.batch = static_cast<int>(p.batch);
-  a.heads = static_cast<int>(p.heads);
-  a.kv_heads = static_cast<int>(p.kv_heads);
-  a.q_len = static_cast<int>(p.q_len);
-  a.kv_len = static_cast<int>(p.kv_len);
-  a.head_dim = static_cast<int>(p.head_dim);
-  a.value_dim = static_cast<int>(p.value_dim);
-  a.scale = static_cast<float>(p.scale);
-  if (moba) {
-    if (!mask_->is_full() && !mask_->is_causal()) throw std::logic_error("moba on CUDA: full or causal masks only");
-    moba_ = *moba;
-    a.mode = MaskMode::moba;
-    a.causal = mask_->is_causal() ? 1 : 0;
-    a.moba_block = static_cast<int>(moba_.block);
-    const std::int64_t blocks = (p.kv_len + moba_.block - 1) / moba_.block;
-    a.sel_words = static_cast<int>((blocks + 31) / 32);
-  } else if (mask_->is_full() || mask_->is_causal()) {
-    a.mode = MaskMode::dense;
-    a.causal = mask_->is_causal() ? 1 : 0;
-  } else {
-    a.mode = MaskMode::tiles;
-    const std::int64_t block_k = p.dtype == Dtype::f32 ? kFlashFp32BlockK : flash_mma_block_k(p.head_dim);
-    lowered_ = lower_mask(*mask_, kFlashBlockQ, block_k);
-    a.block_q = static_cast<int>(lowered_.block_q);
-    a.block_k = static_cast<int>(lowered_.block_k);
-    a.q_tiles = static_cast<int>(lowered_.q_tiles);
-    a.per_head_maps = lowered_.maps > 1 ? 1 : 0;
-  }
+  args_ = flash_args_for(p, *mask_, moba, pipelined, lowered_);
+  if (moba) moba_ = *moba;
 }
 
 namespace {

@@ -1,0 +1,229 @@
+// The tensor-core flash kernel's own source (kernels/cuda/flash_mma_kernel.cuh: the pipelined variant of
+// flash and the plain one of flash_sync) run on the CPU under the warp emulator, against the float64
+// oracle, with arguments built by the device plan's own flash_args_for. Where no GPU is present this is
+// the check of the kernel's indexing: the mma.sync fragments, the ldmatrix row addresses (.trans for V),
+// the cp.async double buffering (copies landing as late as the ISA allows, and at issue: the same bits),
+// the masking modes and the online softmax. It does not check timing or the hardware's rounding of a
+// product's additions (the emulator adds in double); the device tests (tests/cuda/) do that on a GPU.
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "datasets/generators.hpp"
+#include "kernels/cuda/flash_args.hpp"
+#include "support/problems.hpp"
+// The emulator's CUDA surface last: it defines macros (threadIdx, __global__, ...).
+#include "support/warp_emulator_cuda.hpp"
+//
+#include "kernels/cuda/flash_mma_kernel.cuh"
+
+using namespace attnbench;
+using attnbench::testing::Shape;
+namespace fm = attnbench::cuda::flash_mma;
+
+namespace {
+
+template <class T, int D, bool kSparse, bool kPipelined>
+emu::LaunchStats launch_instance(const cuda::FlashArgs& a, const emu::LaunchOptions& options) {
+  const emu::Dim3 grid{static_cast<unsigned>((a.q_len + cuda::kFlashBlockQ - 1) / cuda::kFlashBlockQ),
+                       static_cast<unsigned>(a.batch * a.heads), 1};
+  return emu::launch(
+      grid, fm::kThreads, fm::smem_bytes<D, kPipelined>(2),
+      [&a] { fm::flash_mma_kernel<T, D, fm::block_k<D>(), kSparse, kPipelined>(a); }, options);
+}
+
+template <class T, int D, bool kSparse>
+emu::LaunchStats launch_variant(const cuda::FlashArgs& a, const emu::LaunchOptions& options) {
+  return a.pipelined ? launch_instance<T, D, kSparse, true>(a, options)
+                     : launch_instance<T, D, kSparse, false>(a, options);
+}
+
+template <class T, int D>
+emu::LaunchStats launch_mode(const cuda::FlashArgs& a, const emu::LaunchOptions& options) {
+  return a.mode == cuda::MaskMode::dense ? launch_variant<T, D, false>(a, options)
+                                         : launch_variant<T, D, true>(a, options);
+}
+
+// The device launcher's dispatch (kernels/cuda/flash_mma.cu: launch_dim, launch_type, launch_pipeline).
+template <class T>
+emu::LaunchStats launch_dtype(const cuda::FlashArgs& a, const emu::LaunchOptions& options) {
+  switch (a.head_dim) {
+    case 64:
+      return launch_mode<T, 64>(a, options);
+    case 128:
+      return launch_mode<T, 128>(a, options);
+    case 256:
+      return launch_mode<T, 256>(a, options);
+    default:
+      throw std::logic_error("no tensor-core kernel for head_dim " + std::to_string(a.head_dim));
+  }
+}
+
+struct Emulated {
+  Tensor out;
+  emu::LaunchStats stats;
+};
+
+// Runs the kernel the way FlashDevicePlan does: arguments from flash_args_for, the output poisoned.
+struct Way {
+  bool pipelined;
+  emu::CopyLanding landing;
+  emu::Schedule schedule;
+};
+constexpr Way kLockstep{true, emu::CopyLanding::at_wait, emu::Schedule::round_robin};
+// cp.async data landing at issue while one warp runs ahead (or the last one does): a stage refilled
+// before every warp has read it would show.
+constexpr Way kAhead{true, emu::CopyLanding::at_issue, emu::Schedule::warp_by_warp};
+constexpr Way kBehind{true, emu::CopyLanding::at_issue, emu::Schedule::reversed_warps};
+constexpr Way kPlain{false, emu::CopyLanding::at_wait, emu::Schedule::warp_by_warp};
+
+Emulated run_emulated(const Problem& p, const Mask& mask, const Inputs& in, Way way,
+                      const cuda::MobaSetup* moba = nullptr, const std::vector<std::uint32_t>* sel = nullptr) {
+  cuda::LoweredMask lowered;
+  cuda::FlashArgs a = cuda::flash_args_for(p, mask, moba, way.pipelined, lowered);
+  Emulated r{make_output(p, p.dtype), {}};
+  r.out.poison();
+  const std::vector<unsigned long long> bits(lowered.bits.begin(), lowered.bits.end());
+  a.q = in.q.data();
+  a.k = in.k.data();
+  a.v = in.v.data();
+  a.o = r.out.data();
+  a.row_start = lowered.row_start.data();
+  a.entries = lowered.entries.data();
+  a.bits = bits.data();
+  if (sel) a.sel = sel->data();
+  emu::LaunchOptions options;
+  options.copies = way.landing;
+  options.schedule = way.schedule;
+  options.global = {{in.q.data(), in.q.nbytes()}, {in.k.data(), in.k.nbytes()}, {in.v.data(), in.v.nbytes()}};
+  if (sel) options.global.push_back({sel->data(), sel->size() * sizeof(std::uint32_t)});
+  r.stats = p.dtype == Dtype::f16 ? launch_dtype<emu::Half>(a, options) : launch_dtype<emu::Bf16>(a, options);
+  return r;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.nbytes() == b.nbytes() && std::memcmp(a.data(), b.data(), a.nbytes()) == 0;
+}
+
+// The pipelined kernel against the oracle; the same kernel with its copies landing early under the two
+// skewed schedules, and the plain kernel (flash_sync), must give the same bits: the same fragments reach
+// the same mma in the same order, however and whenever they were loaded.
+void check_kernel(const Problem& p, const Mask& mask, std::uint64_t seed, const cuda::MobaSetup* moba = nullptr,
+                  const std::vector<std::uint32_t>* sel = nullptr) {
+  INFO(p.describe() << " mask " << mask.name() << " seed " << seed);
+  const Inputs in = datasets::gaussian_inputs(p, seed);
+  Problem oracle = p;
+  oracle.mask = std::shared_ptr<const Mask>(std::shared_ptr<const Mask>{}, &mask);  // not owned
+  const Tensor ref = testing::run_method("reference", oracle, in);
+  const Emulated late = run_emulated(p, mask, in, kLockstep, moba, sel);
+  const Emulated ahead = run_emulated(p, mask, in, kAhead, moba, sel);
+  const Emulated behind = run_emulated(p, mask, in, kBehind, moba, sel);
+  const Emulated plain = run_emulated(p, mask, in, kPlain, moba, sel);
+  CHECK(late.stats.async_copies > 0);
+  CHECK(plain.stats.async_copies == 0);
+  const double err = testing::relative_l2(late.out, ref);
+  INFO("relative L2 error of the pipelined kernel " << err << ", expected at most 1e-2");
+  CHECK(err <= 1e-2);
+  CHECK(same_bits(late.out, ahead.out));
+  CHECK(same_bits(late.out, behind.out));
+  CHECK(same_bits(late.out, plain.out));
+  for (std::int64_t i = 0; i < late.out.numel(); ++i) {
+    if (ref.get(i) != 0.0) continue;
+    INFO("element " << i << " of a row that sees no key: expected 0, got " << late.out.get(i));
+    REQUIRE(late.out.get(i) == 0.0);
+  }
+}
+
+// A window whose place shifts with batch and head, so the lowering keeps one block map per (batch, head).
+class ShiftedWindow final : public Mask {
+ public:
+  explicit ShiftedWindow(MaskShape s) : Mask("test_shifted_window", Params{}, s) {}
+  bool allowed(std::int64_t b, std::int64_t h, std::int64_t q, std::int64_t k) const override {
+    const std::int64_t at = q + shape().offset() - 7 * h - 3 * b;
+    return k <= at && k > at - 45;
+  }
+  bool varies_with_batch_or_head() const override { return true; }
+};
+
+// The keys MoBA's selection leaves a query: its selected blocks, under the causal closed form if causal.
+class SelectedBlocks final : public Mask {
+ public:
+  SelectedBlocks(MaskShape s, const std::vector<std::uint32_t>& sel, std::int64_t block, std::int64_t words,
+                 bool causal)
+      : Mask("test_moba_selection", Params{}, s), sel_(sel), block_(block), words_(words), causal_(causal) {}
+  bool allowed(std::int64_t b, std::int64_t h, std::int64_t q, std::int64_t k) const override {
+    if (causal_ && k > q + shape().offset()) return false;
+    const std::int64_t blk = k / block_;
+    const std::int64_t row = (b * shape().heads + h) * shape().q_len + q;
+    return (sel_[static_cast<std::size_t>(row * words_ + blk / 32)] >> (blk % 32)) & 1u;
+  }
+  bool varies_with_batch_or_head() const override { return true; }
+
+ private:
+  const std::vector<std::uint32_t>& sel_;
+  std::int64_t block_, words_;
+  bool causal_;
+};
+
+}  // namespace
+
+TEST_CASE("emulated tensor-core flash kernel matches the float64 reference, full and causal",
+          "[cuda_emulated][flash]") {
+  const Dtype dtype = GENERATE(Dtype::f16, Dtype::bf16);
+  const std::int64_t d = GENERATE(64, 128, 256);
+  const auto mask = GENERATE(std::string("full"), std::string("causal"));
+  const std::vector<Shape> shapes = {
+      {1, 1, 1, 1, 1, d, d},      // a single query and key
+      {1, 4, 2, 100, 100, d, d},  // GQA, a ragged last tile of queries and keys
+      {1, 2, 1, 65, 150, d, d},   // MQA, cross attention Lq < Lk
+      {2, 1, 1, 100, 37, d, d},   // Lq > Lk: under causal the first 63 rows see nothing
+  };
+  std::uint64_t seed = 501;
+  for (const Shape& s : shapes) {
+    const Problem p = testing::make_problem(s, mask, dtype);
+    check_kernel(p, *p.mask, seed++);
+  }
+}
+
+TEST_CASE("emulated tensor-core flash kernel follows lowered masks: documents and per-head windows",
+          "[cuda_emulated][flash]") {
+  const Dtype dtype = GENERATE(Dtype::f16, Dtype::bf16);
+  const std::int64_t d = GENERATE(64, 256);  // key tiles of 64 and of 32
+  Problem p = testing::make_problem({1, 2, 1, 150, 150, d, d}, "full", dtype);
+  p.mask = make_mask("document", {{"doc_lens", "50,70,7,23"}, {"causal", true}}, p.mask_shape());
+  check_kernel(p, *p.mask, 601);
+  Problem w = testing::make_problem({2, 2, 1, 130, 170, d, d}, "full", dtype);
+  w.mask = std::make_shared<const ShiftedWindow>(w.mask_shape());
+  check_kernel(w, *w.mask, 602);
+}
+
+TEST_CASE("emulated tensor-core flash kernel follows MoBA selections", "[cuda_emulated][flash][moba]") {
+  const Dtype dtype = GENERATE(Dtype::f16, Dtype::bf16);
+  const bool causal = GENERATE(true, false);
+  const std::int64_t block = GENERATE(24, 100);  // several blocks per key tile, and blocks across tiles
+  Problem p = testing::make_problem({1, 2, 1, 140, 200, 64, 64}, causal ? "causal" : "full", dtype);
+  const cuda::MobaSetup moba{block, 2};
+  const std::int64_t blocks = (p.kv_len + block - 1) / block, words = (blocks + 31) / 32;
+  std::vector<std::uint32_t> sel(static_cast<std::size_t>(p.batch * p.heads * p.q_len * words), 0u);
+  std::mt19937_64 rng(700 + static_cast<std::uint64_t>(block));
+  for (std::size_t row = 0; row < sel.size() / static_cast<std::size_t>(words); ++row)
+    for (std::int64_t blk = 0; blk < blocks; ++blk)
+      if (rng() % 3 == 0) sel[row * static_cast<std::size_t>(words) + blk / 32] |= 1u << (blk % 32);
+  Problem oracle = p;
+  oracle.mask = std::make_shared<const SelectedBlocks>(p.mask_shape(), sel, block, words, causal);
+  INFO("block " << block << (causal ? " causal" : " full"));
+  // The kernel runs p (full or causal plus the selection); the oracle runs the selection as a mask.
+  const Inputs in = datasets::gaussian_inputs(p, 701);
+  const Tensor ref = testing::run_method("reference", oracle, in);
+  const Emulated late = run_emulated(p, *p.mask, in, kLockstep, &moba, &sel);
+  const Emulated ahead = run_emulated(p, *p.mask, in, kAhead, &moba, &sel);
+  const Emulated plain = run_emulated(p, *p.mask, in, kPlain, &moba, &sel);
+  const double err = testing::relative_l2(late.out, ref);
+  INFO("relative L2 error " << err);
+  CHECK(err <= 1e-2);
+  CHECK(same_bits(late.out, ahead.out));
+  CHECK(same_bits(late.out, plain.out));
+}

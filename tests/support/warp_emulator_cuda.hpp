@@ -1,0 +1,82 @@
+// The CUDA names our kernels use, defined over the CPU warp emulator (warp_emulator.hpp), so a kernel
+// header (kernels/cuda/*_kernel.cuh) compiles as host C++ and runs under emu::launch. Include it after
+// every other header of the translation unit and right before the kernel header: it defines macros
+// (threadIdx, __global__, ...) that would break headers included after it.
+//
+// The primitives of kernels/cuda/mma_primitives.cuh are mirrored in namespace attnbench::cuda with the
+// same names and signatures; Mma<T> is specialised for the emulator's storage types emu::Half and
+// emu::Bf16, which stand for __half and __nv_bfloat16.
+#pragma once
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+#include "attnbench/dtype.hpp"
+#include "support/warp_emulator.hpp"
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+#define threadIdx (::attnbench::emu::thread_index())
+#define blockIdx (::attnbench::emu::block_index())
+#define ATTNBENCH_DYNAMIC_SMEM(name) unsigned char* name = ::attnbench::emu::dynamic_shared()
+#define ATTNBENCH_SHARED_ARRAY(type, name, count) \
+  type* name = static_cast<type*>(::attnbench::emu::static_shared(__FILE__, __LINE__, sizeof(type) * (count)))
+
+struct uint4 {
+  unsigned x, y, z, w;
+};
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+inline void __syncthreads() { ::attnbench::emu::sync_threads(); }
+inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
+  return std::bit_cast<float>(::attnbench::emu::shfl_xor(mask, std::bit_cast<std::uint32_t>(v), lane_mask));
+}
+inline float __shfl_sync(unsigned mask, float v, int src_lane) {
+  return std::bit_cast<float>(::attnbench::emu::shfl(mask, std::bit_cast<std::uint32_t>(v), src_lane));
+}
+template <class T>
+T __ldg(const T* p) {
+  ::attnbench::emu::check_global(p, sizeof(T), "__ldg");
+  return *p;
+}
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+
+namespace attnbench::cuda {
+
+template <class T>
+struct Mma;
+
+template <>
+struct Mma<emu::Half> {
+  static unsigned pack(float lo, float hi) {
+    return static_cast<unsigned>(float_to_fp16(lo)) | (static_cast<unsigned>(float_to_fp16(hi)) << 16);
+  }
+  static void run(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    emu::mma_m16n8k16(emu::MmaType::f16, c, a, b0, b1);
+  }
+};
+
+template <>
+struct Mma<emu::Bf16> {
+  static unsigned pack(float lo, float hi) {
+    return static_cast<unsigned>(float_to_bf16(lo)) | (static_cast<unsigned>(float_to_bf16(hi)) << 16);
+  }
+  static void run(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    emu::mma_m16n8k16(emu::MmaType::bf16, c, a, b0, b1);
+  }
+};
+
+inline void cp_async16(void* dst, const void* src, bool valid) { emu::cp_async16(dst, src, valid); }
+inline void cp_async_commit() { emu::cp_async_commit(); }
+template <int N>
+inline void cp_async_wait() {
+  emu::cp_async_wait(N);
+}
+inline void ldmatrix_x4(unsigned (&r)[4], const void* row) { emu::ldmatrix_x4(r, row, false); }
+inline void ldmatrix_x4_trans(unsigned (&r)[4], const void* row) { emu::ldmatrix_x4(r, row, true); }
+
+}  // namespace attnbench::cuda
