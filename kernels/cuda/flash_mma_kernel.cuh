@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(kThreads) flash_mma_kernel(const FlashArgs a) 
   constexpr int kStages = kPipelined ? 2 : 1;
   constexpr bool kQRegs = kPipelined && D <= 128;  // D = 256 would spill its 64 more registers
   ATTNBENCH_DYNAMIC_SMEM(smem_raw);
-  ATTNBENCH_SHARED_ARRAY(std::uint32_t, union_sel, kMobaMaxBlocks / 32);
+  ATTNBENCH_SHARED(std::uint32_t[kMobaMaxBlocks / 32], union_sel);
   T* qs = reinterpret_cast<T*>(smem_raw);
   T* ks0 = qs + BQ * LD;             // kStages K tiles
   T* vs0 = ks0 + kStages * BK * LD;  // kStages V tiles

@@ -1,13 +1,12 @@
 // The warp-level instructions of the tensor-core flash kernel (kernels/cuda/flash_mma_kernel.cuh) as
-// inline PTX, and the shared-memory declarations it uses. The CPU warp emulator
+// inline PTX (and the shared-memory declarations of shared_memory.cuh). The CPU warp emulator
 // (tests/support/warp_emulator.hpp) defines the same names with the semantics the PTX ISA documents, so
 // the kernel's own source runs on the host in the tests; keep the two in step.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#define ATTNBENCH_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
-#define ATTNBENCH_SHARED_ARRAY(type, name, count) __shared__ type name[count]
+#include "kernels/cuda/shared_memory.cuh"
 
 namespace attnbench::cuda {
 

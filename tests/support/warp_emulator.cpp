@@ -67,7 +67,7 @@ struct Machine {
   const std::function<void()>* body = nullptr;
   LaunchOptions options;
   LaunchStats stats;
-  Dim3 block;
+  Dim3 block, grid, block_dim;
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
   ucontext_t scheduler{};
@@ -343,6 +343,8 @@ LaunchStats launch(Dim3 grid, unsigned threads, std::size_t dynamic_smem, const 
   Machine m;
   m.body = &body;
   m.options = options;
+  m.grid = grid;
+  m.block_dim = {threads, 1, 1};
   m.dynamic_bytes = (dynamic_smem + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
   m.arena.reset(static_cast<unsigned char*>(
       ::operator new[](m.dynamic_bytes + kStaticSharedBytes, std::align_val_t(kArenaAlign))));
@@ -364,6 +366,8 @@ LaunchStats launch(Dim3 grid, unsigned threads, std::size_t dynamic_smem, const 
 
 Dim3 thread_index() { return {self().tid, 0, 0}; }
 Dim3 block_index() { return machine().block; }
+Dim3 block_dim() { return machine().block_dim; }
+Dim3 grid_dim() { return machine().grid; }
 
 void sync_threads() {
   Machine& m = machine();
@@ -389,6 +393,14 @@ void* static_shared(const char* file, int line, std::size_t bytes) {
     it = m.statics.emplace(key, offset).first;
   }
   return m.arena.get() + m.dynamic_bytes + it->second;
+}
+
+void sync_warp(unsigned mask) {
+  require_full_mask(mask, "__syncwarp");
+  const char in = 0;
+  char out = 0;
+  collective(
+      "__syncwarp", [](const std::array<const void*, 32>&, const std::array<void*, 32>&) {}, &in, &out);
 }
 
 std::uint32_t shfl_xor(unsigned mask, std::uint32_t value, int lane_mask) {

@@ -67,7 +67,11 @@ LaunchStats launch(Dim3 grid, unsigned threads, std::size_t dynamic_smem, const 
 // Inside a running body.
 Dim3 thread_index();
 Dim3 block_index();
+Dim3 block_dim();
+Dim3 grid_dim();
 void sync_threads();
+// __syncwarp: every lane of the warp (full mask only) meets here.
+void sync_warp(unsigned mask);
 unsigned char* dynamic_shared();
 // Shared storage of a `__shared__` declaration, the same for every thread of the block; keyed by where
 // it is declared.

@@ -3,7 +3,8 @@
 // every other header of the translation unit and right before the kernel header: it defines macros
 // (threadIdx, __global__, ...) that would break headers included after it.
 //
-// The primitives of kernels/cuda/mma_primitives.cuh are mirrored in namespace attnbench::cuda with the
+// The primitives of kernels/cuda/mma_primitives.cuh and the conversions of kernels/cuda/elements.cuh are
+// mirrored in namespace attnbench::cuda with the
 // same names and signatures; Mma<T> is specialised for the emulator's storage types emu::Half and
 // emu::Bf16, which stand for __half and __nv_bfloat16.
 #pragma once
@@ -23,11 +24,19 @@
 #define threadIdx (::attnbench::emu::thread_index())
 #define blockIdx (::attnbench::emu::block_index())
 #define ATTNBENCH_DYNAMIC_SMEM(name) unsigned char* name = ::attnbench::emu::dynamic_shared()
-#define ATTNBENCH_SHARED_ARRAY(type, name, count) \
-  type* name = static_cast<type*>(::attnbench::emu::static_shared(__FILE__, __LINE__, sizeof(type) * (count)))
+#define ATTNBENCH_SHARED(type, name) \
+  using name##_shared_type = type;   \
+  name##_shared_type& name =         \
+      *static_cast<name##_shared_type*>(::attnbench::emu::static_shared(__FILE__, __LINE__, sizeof(type)))
+#define __restrict__
+#define blockDim (::attnbench::emu::block_dim())
+#define gridDim (::attnbench::emu::grid_dim())
 
 struct uint4 {
   unsigned x, y, z, w;
+};
+struct alignas(16) float4 {
+  float x, y, z, w;
 };
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 inline void __syncthreads() { ::attnbench::emu::sync_threads(); }
@@ -42,8 +51,16 @@ T __ldg(const T* p) {
   ::attnbench::emu::check_global(p, sizeof(T), "__ldg");
   return *p;
 }
-inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a > b ? a : b; }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { ::attnbench::emu::sync_warp(mask); }
+// CUDA's integer min and max; both operands of one type, as the kernels write them.
+template <class T>
+T min(T a, T b) {
+  return a < b ? a : b;
+}
+template <class T>
+T max(T a, T b) {
+  return a > b ? a : b;
+}
 
 namespace attnbench::cuda {
 
@@ -69,6 +86,25 @@ struct Mma<emu::Bf16> {
     emu::mma_m16n8k16(emu::MmaType::bf16, c, a, b0, b1);
   }
 };
+
+// kernels/cuda/elements.cuh
+inline float to_float(float x) { return x; }
+inline float to_float(emu::Half x) { return fp16_to_float(x.bits); }
+inline float to_float(emu::Bf16 x) { return bf16_to_float(x.bits); }
+template <class T>
+T from_float(float x);
+template <>
+inline float from_float<float>(float x) {
+  return x;
+}
+template <>
+inline emu::Half from_float<emu::Half>(float x) {
+  return {float_to_fp16(x)};
+}
+template <>
+inline emu::Bf16 from_float<emu::Bf16>(float x) {
+  return {float_to_bf16(x)};
+}
 
 inline void cp_async16(void* dst, const void* src, bool valid) { emu::cp_async16(dst, src, valid); }
 inline void cp_async_commit() { emu::cp_async_commit(); }
