@@ -15,7 +15,7 @@
 #include "attnbench/dtype.hpp"
 #include "support/warp_emulator.hpp"
 
-#define __global__
+#define __global__ static  // the device objects define the same kernels with external linkage
 #define __device__
 #define __host__
 #define __forceinline__ inline
@@ -42,6 +42,9 @@ inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return
 inline void __syncthreads() { ::attnbench::emu::sync_threads(); }
 inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
   return std::bit_cast<float>(::attnbench::emu::shfl_xor(mask, std::bit_cast<std::uint32_t>(v), lane_mask));
+}
+inline int __shfl_xor_sync(unsigned mask, int v, int lane_mask) {
+  return static_cast<int>(::attnbench::emu::shfl_xor(mask, static_cast<std::uint32_t>(v), lane_mask));
 }
 inline float __shfl_sync(unsigned mask, float v, int src_lane) {
   return std::bit_cast<float>(::attnbench::emu::shfl(mask, std::bit_cast<std::uint32_t>(v), src_lane));

@@ -1,82 +1,22 @@
 // decode_splitk's CUDA kernels (kernels/cuda/decode_splitk_kernel.cuh: the split kernel and the
-// log-sum-exp merge) run on the CPU under the warp emulator against the float64 oracle, with the device
-// plan's own arguments (split_args_for) and the launcher's choice of instance: fp32, fp16 and bf16, GQA
-// groups, query rows across several row tiles, head and value dims on both sides of 128, one split
-// (direct output) and several, causal splits that see nothing.
+// log-sum-exp merge) run on the CPU under the warp emulator (emulated_kernels.hpp) against the float64
+// oracle, with the device plan's own arguments (split_args_for) and the launcher's choice of instance: fp32, fp16 and
+// bf16, GQA groups, query rows across several row tiles, head and value dims on both sides of 128, one split (direct
+// output) and several, causal splits that see nothing.
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "datasets/generators.hpp"
+#include "kernels/cuda_emulated/emulated_kernels.hpp"
 #include "support/problems.hpp"
-// The emulator's CUDA surface last: it defines macros (threadIdx, __global__, ...).
-#include "support/warp_emulator_cuda.hpp"
-//
-#include "kernels/cuda/decode_splitk_kernel.cuh"
 
 using namespace attnbench;
 using attnbench::testing::Shape;
-namespace dk = attnbench::cuda::decode;
+using attnbench::testing::emulated::run_decode_splitk;
 
 namespace {
-
-template <class T, int kMaxD, int kCols>
-void launch_split(const dk::SplitArgs& a, std::int64_t row_tiles, std::int64_t batch, const emu::LaunchOptions& o) {
-  const emu::Dim3 grid{static_cast<unsigned>(a.splits), static_cast<unsigned>(row_tiles),
-                       static_cast<unsigned>(batch * a.kv_heads)};
-  emu::launch(
-      grid, dk::kThreads, 0, [&a] { dk::decode_split_kernel<T, kMaxD, kCols>(a); }, o);
-}
-
-// The device launcher's instance choice and sequence (kernels/cuda/decode_splitk.cu: launch).
-template <class T>
-void launch(const dk::SplitArgs& a, std::int64_t row_tiles, std::int64_t batch, const emu::LaunchOptions& o) {
-  const bool narrow_d = a.head_dim <= 128, narrow_dv = a.value_dim <= dk::kThreads;
-  if (narrow_d && narrow_dv)
-    launch_split<T, 128, 1>(a, row_tiles, batch, o);
-  else if (narrow_d)
-    launch_split<T, 128, 2>(a, row_tiles, batch, o);
-  else if (narrow_dv)
-    launch_split<T, 256, 1>(a, row_tiles, batch, o);
-  else
-    launch_split<T, 256, 2>(a, row_tiles, batch, o);
-  if (!a.direct) {
-    const emu::Dim3 grid{static_cast<unsigned>(batch * a.heads * a.q_len), 1, 1};
-    emu::launch(
-        grid, dk::kMergeThreads, 0, [&a] { dk::decode_merge_kernel<T>(a); }, o);
-  }
-}
-
-Tensor run_emulated(const Problem& p, const Inputs& in, std::int64_t splits, emu::Schedule schedule) {
-  dk::SplitArgs a = dk::split_args_for(p, splits);
-  Tensor out = make_output(p, p.dtype);
-  out.poison();
-  const std::size_t slots = dk::part_slots(p, splits);
-  std::vector<float> part_o(slots * static_cast<std::size_t>(p.value_dim), std::nanf("")), part_m(slots, std::nanf("")),
-      part_l(slots, std::nanf(""));
-  a.q = in.q.data();
-  a.k = in.k.data();
-  a.v = in.v.data();
-  a.o = out.data();
-  a.part_o = part_o.data();
-  a.part_m = part_m.data();
-  a.part_l = part_l.data();
-  emu::LaunchOptions o;
-  o.schedule = schedule;
-  const std::int64_t row_tiles = dk::row_tiles_of(p);
-  switch (p.dtype) {
-    case Dtype::f32:
-      launch<float>(a, row_tiles, p.batch, o);
-      break;
-    case Dtype::f16:
-      launch<emu::Half>(a, row_tiles, p.batch, o);
-      break;
-    default:
-      launch<emu::Bf16>(a, row_tiles, p.batch, o);
-  }
-  return out;
-}
 
 double tolerance(Dtype d) { return d == Dtype::f32 ? 1e-5 : 1e-2; }
 
@@ -84,7 +24,7 @@ void check_decode(const Problem& p, std::int64_t splits, std::uint64_t seed) {
   INFO(p.describe() << " Dv" << p.value_dim << " mask " << p.mask->name() << " splits " << splits);
   const Inputs in = datasets::gaussian_inputs(p, seed);
   const Tensor ref = testing::run_method("reference", p, in);
-  const Tensor out = run_emulated(p, in, splits, emu::Schedule::round_robin);
+  const Tensor out = run_decode_splitk(p, in, splits, emu::Schedule::round_robin);
   const double err = testing::relative_l2(out, ref);
   INFO("relative L2 error " << err << ", expected at most " << tolerance(p.dtype));
   CHECK(err <= tolerance(p.dtype));
@@ -94,7 +34,7 @@ void check_decode(const Problem& p, std::int64_t splits, std::uint64_t seed) {
       REQUIRE(out.get(i) == 0.0);
     }
   // A warp that runs ahead of the others must not change a bit: the barriers order every shared row.
-  const Tensor skewed = run_emulated(p, in, splits, emu::Schedule::reversed_warps);
+  const Tensor skewed = run_decode_splitk(p, in, splits, emu::Schedule::reversed_warps);
   CHECK(std::memcmp(out.data(), skewed.data(), out.nbytes()) == 0);
 }
 

@@ -13,66 +13,15 @@
 #include <vector>
 
 #include "datasets/generators.hpp"
-#include "kernels/cuda/flash_args.hpp"
+#include "kernels/cuda_emulated/emulated_kernels.hpp"
 #include "support/problems.hpp"
-// The emulator's CUDA surface last: it defines macros (threadIdx, __global__, ...).
-#include "support/warp_emulator_cuda.hpp"
-//
-#include "kernels/cuda/flash_mma_kernel.cuh"
 
 using namespace attnbench;
 using attnbench::testing::Shape;
-namespace fm = attnbench::cuda::flash_mma;
+using attnbench::testing::emulated::Way;
 
 namespace {
 
-template <class T, int D, bool kSparse, bool kPipelined>
-emu::LaunchStats launch_instance(const cuda::FlashArgs& a, const emu::LaunchOptions& options) {
-  const emu::Dim3 grid{static_cast<unsigned>((a.q_len + cuda::kFlashBlockQ - 1) / cuda::kFlashBlockQ),
-                       static_cast<unsigned>(a.batch * a.heads), 1};
-  return emu::launch(
-      grid, fm::kThreads, fm::smem_bytes<D, kPipelined>(2),
-      [&a] { fm::flash_mma_kernel<T, D, fm::block_k<D>(), kSparse, kPipelined>(a); }, options);
-}
-
-template <class T, int D, bool kSparse>
-emu::LaunchStats launch_variant(const cuda::FlashArgs& a, const emu::LaunchOptions& options) {
-  return a.pipelined ? launch_instance<T, D, kSparse, true>(a, options)
-                     : launch_instance<T, D, kSparse, false>(a, options);
-}
-
-template <class T, int D>
-emu::LaunchStats launch_mode(const cuda::FlashArgs& a, const emu::LaunchOptions& options) {
-  return a.mode == cuda::MaskMode::dense ? launch_variant<T, D, false>(a, options)
-                                         : launch_variant<T, D, true>(a, options);
-}
-
-// The device launcher's dispatch (kernels/cuda/flash_mma.cu: launch_dim, launch_type, launch_pipeline).
-template <class T>
-emu::LaunchStats launch_dtype(const cuda::FlashArgs& a, const emu::LaunchOptions& options) {
-  switch (a.head_dim) {
-    case 64:
-      return launch_mode<T, 64>(a, options);
-    case 128:
-      return launch_mode<T, 128>(a, options);
-    case 256:
-      return launch_mode<T, 256>(a, options);
-    default:
-      throw std::logic_error("no tensor-core kernel for head_dim " + std::to_string(a.head_dim));
-  }
-}
-
-struct Emulated {
-  Tensor out;
-  emu::LaunchStats stats;
-};
-
-// Runs the kernel the way FlashDevicePlan does: arguments from flash_args_for, the output poisoned.
-struct Way {
-  bool pipelined;
-  emu::CopyLanding landing;
-  emu::Schedule schedule;
-};
 constexpr Way kLockstep{true, emu::CopyLanding::at_wait, emu::Schedule::round_robin};
 // cp.async data landing at issue while one warp runs ahead (or the last one does): a stage refilled
 // before every warp has read it would show.
@@ -80,28 +29,10 @@ constexpr Way kAhead{true, emu::CopyLanding::at_issue, emu::Schedule::warp_by_wa
 constexpr Way kBehind{true, emu::CopyLanding::at_issue, emu::Schedule::reversed_warps};
 constexpr Way kPlain{false, emu::CopyLanding::at_wait, emu::Schedule::warp_by_warp};
 
-Emulated run_emulated(const Problem& p, const Mask& mask, const Inputs& in, Way way,
-                      const cuda::MobaSetup* moba = nullptr, const std::vector<std::uint32_t>* sel = nullptr) {
-  cuda::LoweredMask lowered;
-  cuda::FlashArgs a = cuda::flash_args_for(p, mask, moba, way.pipelined, lowered);
-  Emulated r{make_output(p, p.dtype), {}};
-  r.out.poison();
-  const std::vector<unsigned long long> bits(lowered.bits.begin(), lowered.bits.end());
-  a.q = in.q.data();
-  a.k = in.k.data();
-  a.v = in.v.data();
-  a.o = r.out.data();
-  a.row_start = lowered.row_start.data();
-  a.entries = lowered.entries.data();
-  a.bits = bits.data();
-  if (sel) a.sel = sel->data();
-  emu::LaunchOptions options;
-  options.copies = way.landing;
-  options.schedule = way.schedule;
-  options.global = {{in.q.data(), in.q.nbytes()}, {in.k.data(), in.k.nbytes()}, {in.v.data(), in.v.nbytes()}};
-  if (sel) options.global.push_back({sel->data(), sel->size() * sizeof(std::uint32_t)});
-  r.stats = p.dtype == Dtype::f16 ? launch_dtype<emu::Half>(a, options) : launch_dtype<emu::Bf16>(a, options);
-  return r;
+testing::emulated::FlashRun run_emulated(const Problem& p, const Mask& mask, const Inputs& in, const Way& way,
+                                         const cuda::MobaSetup* moba = nullptr,
+                                         const std::vector<std::uint32_t>* sel = nullptr) {
+  return testing::emulated::run_flash(p, mask, in, way, moba, sel);
 }
 
 bool same_bits(const Tensor& a, const Tensor& b) {
@@ -118,10 +49,10 @@ void check_kernel(const Problem& p, const Mask& mask, std::uint64_t seed, const 
   Problem oracle = p;
   oracle.mask = std::shared_ptr<const Mask>(std::shared_ptr<const Mask>{}, &mask);  // not owned
   const Tensor ref = testing::run_method("reference", oracle, in);
-  const Emulated late = run_emulated(p, mask, in, kLockstep, moba, sel);
-  const Emulated ahead = run_emulated(p, mask, in, kAhead, moba, sel);
-  const Emulated behind = run_emulated(p, mask, in, kBehind, moba, sel);
-  const Emulated plain = run_emulated(p, mask, in, kPlain, moba, sel);
+  const auto late = run_emulated(p, mask, in, kLockstep, moba, sel);
+  const auto ahead = run_emulated(p, mask, in, kAhead, moba, sel);
+  const auto behind = run_emulated(p, mask, in, kBehind, moba, sel);
+  const auto plain = run_emulated(p, mask, in, kPlain, moba, sel);
   CHECK(late.stats.async_copies > 0);
   CHECK(plain.stats.async_copies == 0);
   const double err = testing::relative_l2(late.out, ref);
@@ -218,9 +149,9 @@ TEST_CASE("emulated tensor-core flash kernel follows MoBA selections", "[cuda_em
   // The kernel runs p (full or causal plus the selection); the oracle runs the selection as a mask.
   const Inputs in = datasets::gaussian_inputs(p, 701);
   const Tensor ref = testing::run_method("reference", oracle, in);
-  const Emulated late = run_emulated(p, *p.mask, in, kLockstep, &moba, &sel);
-  const Emulated ahead = run_emulated(p, *p.mask, in, kAhead, &moba, &sel);
-  const Emulated plain = run_emulated(p, *p.mask, in, kPlain, &moba, &sel);
+  const auto late = run_emulated(p, *p.mask, in, kLockstep, &moba, &sel);
+  const auto ahead = run_emulated(p, *p.mask, in, kAhead, &moba, &sel);
+  const auto plain = run_emulated(p, *p.mask, in, kPlain, &moba, &sel);
   const double err = testing::relative_l2(late.out, ref);
   INFO("relative L2 error " << err);
   CHECK(err <= 1e-2);

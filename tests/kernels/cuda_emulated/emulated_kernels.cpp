@@ -1,0 +1,194 @@
+// The CUDA kernels' own source (kernels/cuda/*_kernel.cuh) compiled as host C++ over the warp emulator's
+// CUDA surface, and launched as the device plans launch them (kernels/cuda/flash.cu, flash_mma.cu,
+// flash_fp32.cu, moba_select.cu, decode_splitk.cu): keep the dispatch here in step with theirs.
+#include "kernels/cuda_emulated/emulated_kernels.hpp"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/block_lowering.hpp"
+// The emulator's CUDA surface last: it defines macros (threadIdx, __global__, ...).
+#include "support/warp_emulator_cuda.hpp"
+//
+#include "kernels/cuda/decode_splitk_kernel.cuh"
+#include "kernels/cuda/flash_fp32_kernel.cuh"
+#include "kernels/cuda/flash_mma_kernel.cuh"
+#include "kernels/cuda/moba_select_kernel.cuh"
+
+namespace attnbench::testing::emulated {
+namespace {
+
+namespace fm = cuda::flash_mma;
+
+template <class T, int D, bool kSparse, bool kPipelined>
+emu::LaunchStats launch_mma_instance(const cuda::FlashArgs& a, const emu::LaunchOptions& o) {
+  const emu::Dim3 grid{static_cast<unsigned>((a.q_len + cuda::kFlashBlockQ - 1) / cuda::kFlashBlockQ),
+                       static_cast<unsigned>(a.batch * a.heads), 1};
+  if (grid.x == 0 || grid.y == 0) return {};
+  return emu::launch(
+      grid, fm::kThreads, fm::smem_bytes<D, kPipelined>(2),
+      [&a] { fm::flash_mma_kernel<T, D, fm::block_k<D>(), kSparse, kPipelined>(a); }, o);
+}
+
+template <class T, int D, bool kSparse>
+emu::LaunchStats launch_mma_variant(const cuda::FlashArgs& a, const emu::LaunchOptions& o) {
+  return a.pipelined ? launch_mma_instance<T, D, kSparse, true>(a, o) : launch_mma_instance<T, D, kSparse, false>(a, o);
+}
+
+template <class T, int D>
+emu::LaunchStats launch_mma_mode(const cuda::FlashArgs& a, const emu::LaunchOptions& o) {
+  return a.mode == cuda::MaskMode::dense ? launch_mma_variant<T, D, false>(a, o) : launch_mma_variant<T, D, true>(a, o);
+}
+
+// launch_flash_mma: head dim, mask mode and variant pick the instance.
+template <class T>
+emu::LaunchStats launch_mma(const cuda::FlashArgs& a, const emu::LaunchOptions& o) {
+  if (a.head_dim != a.value_dim) throw std::logic_error("flash_mma: value_dim must equal head_dim");
+  switch (a.head_dim) {
+    case 64:
+      return launch_mma_mode<T, 64>(a, o);
+    case 128:
+      return launch_mma_mode<T, 128>(a, o);
+    case 256:
+      return launch_mma_mode<T, 256>(a, o);
+    default:
+      throw std::logic_error("flash_mma: head_dim " + std::to_string(a.head_dim) + " has no kernel");
+  }
+}
+
+// launch_flash_fp32
+emu::LaunchStats launch_fp32(const cuda::FlashArgs& a, const emu::LaunchOptions& o) {
+  namespace f = cuda::flash_fp32;
+  const emu::Dim3 grid{static_cast<unsigned>((a.q_len + f::kWarps - 1) / f::kWarps),
+                       static_cast<unsigned>(a.batch * a.heads), 1};
+  if (grid.x == 0 || grid.y == 0) return {};
+  return emu::launch(
+      grid, f::kWarps * 32, 0, [&a] { f::flash_fp32_kernel(a); }, o);
+}
+
+// launch_moba_select: block mean keys, then each query's selection.
+template <class T>
+void launch_moba_gate(const cuda::FlashArgs& a, int topk, float* means, std::uint32_t* sel,
+                      const emu::LaunchOptions& o) {
+  namespace g = cuda::moba_gate;
+  const int blocks = (a.kv_len + a.moba_block - 1) / a.moba_block;
+  if (blocks == 0 || a.q_len == 0 || a.batch * a.heads == 0) return;
+  emu::launch(
+      {static_cast<unsigned>(blocks), static_cast<unsigned>(a.batch * a.kv_heads), 1}, 128, 0,
+      [&] { g::block_mean_keys_kernel<T>(a, means); }, o);
+  emu::launch(
+      {static_cast<unsigned>((a.q_len + g::kWarps - 1) / g::kWarps), static_cast<unsigned>(a.batch * a.heads), 1},
+      g::kWarps * 32, static_cast<std::size_t>(g::select_smem_bytes(a, blocks)),
+      [&] { g::moba_select_kernel<T>(a, topk, blocks, means, sel); }, o);
+}
+
+namespace dk = cuda::decode;
+
+template <class T, int kMaxD, int kCols>
+void launch_decode_split(const dk::SplitArgs& a, std::int64_t row_tiles, std::int64_t batch,
+                         const emu::LaunchOptions& o) {
+  const emu::Dim3 grid{static_cast<unsigned>(a.splits), static_cast<unsigned>(row_tiles),
+                       static_cast<unsigned>(batch * a.kv_heads)};
+  emu::launch(
+      grid, dk::kThreads, 0, [&a] { dk::decode_split_kernel<T, kMaxD, kCols>(a); }, o);
+}
+
+// decode_splitk.cu's launch: the instance by head and value dim, then the merge unless direct.
+template <class T>
+void launch_decode(const dk::SplitArgs& a, std::int64_t row_tiles, std::int64_t batch, const emu::LaunchOptions& o) {
+  const bool narrow_d = a.head_dim <= 128, narrow_dv = a.value_dim <= dk::kThreads;
+  if (narrow_d && narrow_dv)
+    launch_decode_split<T, 128, 1>(a, row_tiles, batch, o);
+  else if (narrow_d)
+    launch_decode_split<T, 128, 2>(a, row_tiles, batch, o);
+  else if (narrow_dv)
+    launch_decode_split<T, 256, 1>(a, row_tiles, batch, o);
+  else
+    launch_decode_split<T, 256, 2>(a, row_tiles, batch, o);
+  if (!a.direct)
+    emu::launch(
+        {static_cast<unsigned>(batch * a.heads * a.q_len), 1, 1}, dk::kMergeThreads, 0,
+        [&a] { dk::decode_merge_kernel<T>(a); }, o);
+}
+
+template <class F>
+void by_dtype(Dtype d, F&& f) {
+  switch (d) {
+    case Dtype::f32:
+      return f(float{});
+    case Dtype::f16:
+      return f(emu::Half{});
+    case Dtype::bf16:
+      return f(emu::Bf16{});
+    default:
+      throw std::logic_error("the CUDA kernels take fp32, fp16 or bf16 inputs");
+  }
+}
+
+}  // namespace
+
+FlashRun run_flash(const Problem& p, const Mask& mask, const Inputs& in, const Way& way, const cuda::MobaSetup* moba,
+                   const std::vector<std::uint32_t>* given_sel) {
+  cuda::LoweredMask lowered;
+  cuda::FlashArgs a = cuda::flash_args_for(p, mask, moba, way.pipelined, lowered);
+  FlashRun r{make_output(p, p.dtype), {}, {}};
+  r.out.poison();
+  const std::vector<unsigned long long> bits(lowered.bits.begin(), lowered.bits.end());
+  a.q = in.q.data();
+  a.k = in.k.data();
+  a.v = in.v.data();
+  a.o = r.out.data();
+  a.row_start = lowered.row_start.data();
+  a.entries = lowered.entries.data();
+  a.bits = bits.data();
+  emu::LaunchOptions o;
+  o.copies = way.landing;
+  o.schedule = way.schedule;
+  o.global = {{in.q.data(), in.q.nbytes()}, {in.k.data(), in.k.nbytes()}, {in.v.data(), in.v.nbytes()}};
+  std::vector<float> means;
+  if (moba) {
+    if (given_sel) {
+      r.sel = *given_sel;
+    } else {
+      const std::int64_t blocks = (p.kv_len + moba->block - 1) / moba->block;
+      means.assign(static_cast<std::size_t>(p.batch * p.kv_heads * blocks * p.head_dim), std::nanf(""));
+      r.sel.assign(static_cast<std::size_t>(p.batch * p.heads * p.q_len * a.sel_words), 0xdeadbeefu);
+      by_dtype(p.dtype, [&](auto t) {
+        launch_moba_gate<decltype(t)>(a, static_cast<int>(moba->topk), means.data(), r.sel.data(), o);
+      });
+    }
+    a.sel = r.sel.data();
+    o.global.push_back({r.sel.data(), r.sel.size() * sizeof(std::uint32_t)});
+  }
+  if (p.dtype == Dtype::f32)
+    r.stats = launch_fp32(a, o);
+  else if (p.dtype == Dtype::f16)
+    r.stats = launch_mma<emu::Half>(a, o);
+  else
+    r.stats = launch_mma<emu::Bf16>(a, o);
+  return r;
+}
+
+Tensor run_decode_splitk(const Problem& p, const Inputs& in, std::int64_t splits, emu::Schedule schedule) {
+  dk::SplitArgs a = dk::split_args_for(p, splits);
+  Tensor out = make_output(p, p.dtype);
+  out.poison();
+  const std::size_t slots = dk::part_slots(p, splits);
+  std::vector<float> part_o(slots * static_cast<std::size_t>(p.value_dim), std::nanf("")), part_m(slots, std::nanf("")),
+      part_l(slots, std::nanf(""));
+  a.q = in.q.data();
+  a.k = in.k.data();
+  a.v = in.v.data();
+  a.o = out.data();
+  a.part_o = part_o.data();
+  a.part_m = part_m.data();
+  a.part_l = part_l.data();
+  emu::LaunchOptions o;
+  o.schedule = schedule;
+  by_dtype(p.dtype, [&](auto t) { launch_decode<decltype(t)>(a, dk::row_tiles_of(p), p.batch, o); });
+  return out;
+}
+
+}  // namespace attnbench::testing::emulated

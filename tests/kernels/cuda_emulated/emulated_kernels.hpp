@@ -1,0 +1,40 @@
+// The project's CUDA kernels run on the CPU under the warp emulator (tests/support/warp_emulator.hpp),
+// launched the way their device plans launch them: the same argument builders (flash_args_for,
+// split_args_for), the same choice of kernel instance, the same sequence of kernels. Plain C++: the
+// emulator's CUDA macros stay inside emulated_kernels.cpp.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "attnbench/mask.hpp"
+#include "attnbench/problem.hpp"
+#include "kernels/cuda/flash_args.hpp"
+#include "support/warp_emulator.hpp"
+
+namespace attnbench::testing::emulated {
+
+// How to run: the flash kernel's variant (fp16/bf16: pipelined = flash, else flash_sync), when cp.async
+// data lands, and the emulator's schedule.
+struct Way {
+  bool pipelined = true;
+  emu::CopyLanding landing = emu::CopyLanding::at_wait;
+  emu::Schedule schedule = emu::Schedule::round_robin;
+};
+
+struct FlashRun {
+  Tensor out;
+  emu::LaunchStats stats;          // of the flash kernel's launch
+  std::vector<std::uint32_t> sel;  // MoBA: the selection the gate computed (empty otherwise)
+};
+
+// FlashDevicePlan::run on the emulator: with `moba`, MoBA's gate (block mean keys, then the selection)
+// unless `given_sel` supplies the selection; then the tensor-core kernel for fp16/bf16 or the CUDA-core
+// kernel for fp32. The output is poisoned first.
+FlashRun run_flash(const Problem& p, const Mask& mask, const Inputs& in, const Way& way,
+                   const cuda::MobaSetup* moba = nullptr, const std::vector<std::uint32_t>* given_sel = nullptr);
+
+// decode_splitk's device plan on the emulator with `splits` key splits (resolved, >= 1): the split kernel,
+// then the merge kernel unless there is one split. The output and the partial buffers are poisoned first.
+Tensor run_decode_splitk(const Problem& p, const Inputs& in, std::int64_t splits, emu::Schedule schedule);
+
+}  // namespace attnbench::testing::emulated
