@@ -10,6 +10,7 @@
 #include <string>
 #include <type_traits>
 
+#include "baselines/cuda/cublas_calls.hpp"
 #include "baselines/cuda/dense_scores.cuh"
 
 namespace attnbench::cuda::dense_path {
@@ -61,9 +62,7 @@ class CublasHandle {
   cublasHandle_t h_ = nullptr;
 };
 
-// Row-major layouts seen by column-major cuBLAS: a row-major [r][c] matrix is its column-major transpose.
-// The G = heads/kv_heads query heads of one kv head are adjacent in Q, S, P and O, so each kv head's
-// group is one [G·Lq] × ... matrix and a single batched GEMM of batch·kv_heads entries covers GQA/MQA.
+// The GEMMs' layouts and strides are described in cublas_calls.hpp.
 class CublasPlan final : public DevicePlan {
  public:
   explicit CublasPlan(const Problem& p)
@@ -86,20 +85,18 @@ class CublasPlan final : public DevicePlan {
 
   void run(const Inputs&, Tensor&) override {
     const Problem& p = p_;
-    const long long group_rows = p.group_size() * p.q_len;  // M of every GEMM
-    const int batch_count = static_cast<int>(p.batch * p.kv_heads);
     const cudaDataType_t in_type = cuda_type(p.dtype);
     const float alpha = static_cast<float>(p.scale), one = 1.0f, zero = 0.0f;
     float* s = scores_.as<float>();
+    auto op = [](bool trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; };
 
-    // 1. Sᵀ (col-major Lk × M) = K · Qᵀ: K is col-major [D × Lk] (transposed by op T), Q col-major [D × M].
-    check_cublas(cublasGemmStridedBatchedEx(handle_.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(p.kv_len),
-                                            static_cast<int>(group_rows), static_cast<int>(p.head_dim), &alpha,
-                                            k_.data(), in_type, static_cast<int>(p.head_dim), p.kv_len * p.head_dim,
-                                            q_.data(), in_type, static_cast<int>(p.head_dim), group_rows * p.head_dim,
-                                            &zero, s, CUDA_R_32F, static_cast<int>(p.kv_len), group_rows * p.kv_len,
-                                            batch_count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmStridedBatchedEx (scores)");
+    // 1. Sᵀ = K · Qᵀ (cublas_calls.hpp).
+    const StridedGemm g1 = cublas_scores_gemm(p);
+    check_cublas(
+        cublasGemmStridedBatchedEx(handle_.get(), op(g1.trans_a), op(g1.trans_b), g1.m, g1.n, g1.k, &alpha, k_.data(),
+                                   in_type, g1.lda, g1.stride_a, q_.data(), in_type, g1.ldb, g1.stride_b, &zero, s,
+                                   CUDA_R_32F, g1.ldc, g1.stride_c, g1.batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        "cublasGemmStridedBatchedEx (scores)");
 
     // 2. P = softmax(S) over the allowed keys, in the dtype the second GEMM reads.
     void* probs = s;
@@ -114,13 +111,12 @@ class CublasPlan final : public DevicePlan {
     });
     const cudaDataType_t probs_type = probs_in_place(p) ? CUDA_R_32F : in_type;
 
-    // 3. Oᵀ (col-major Dv × M) = Vᵀ · Pᵀ: V col-major [Dv × Lk], P col-major [Lk × M].
-    check_cublas(cublasGemmStridedBatchedEx(handle_.get(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(p.value_dim),
-                                            static_cast<int>(group_rows), static_cast<int>(p.kv_len), &one, v_.data(),
-                                            in_type, static_cast<int>(p.value_dim), p.kv_len * p.value_dim, probs,
-                                            probs_type, static_cast<int>(p.kv_len), group_rows * p.kv_len, &zero,
-                                            o_.data(), in_type, static_cast<int>(p.value_dim), group_rows * p.value_dim,
-                                            batch_count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    // 3. Oᵀ = Vᵀ · Pᵀ (cublas_calls.hpp).
+    const StridedGemm g3 = cublas_pv_gemm(p);
+    check_cublas(cublasGemmStridedBatchedEx(handle_.get(), op(g3.trans_a), op(g3.trans_b), g3.m, g3.n, g3.k, &one,
+                                            v_.data(), in_type, g3.lda, g3.stride_a, probs, probs_type, g3.ldb,
+                                            g3.stride_b, &zero, o_.data(), in_type, g3.ldc, g3.stride_c, g3.batch,
+                                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmStridedBatchedEx (P·V)");
   }
 

@@ -11,46 +11,7 @@
 namespace attnbench::cuda::dense_path {
 namespace {
 
-constexpr int kTile = 16;
 constexpr std::int64_t kMaxGridYZ = 65535;
-
-// C[z] = alpha · A[z] · op(B[kv(z)]), one 16×16 output tile per block, fp32 accumulation.
-// A [M][K] and C [M][N] are indexed by z = b·heads + h; B by the kv head of z: b·kv_heads + h / group.
-// kBTransposed: B is [N][K] and op(B) = Bᵀ (scores from K); else B is [K][N] (P·V).
-template <class TA, class TB, class TC, bool kBTransposed>
-__global__ void __launch_bounds__(kTile* kTile)
-    dense_gemm(const TA* a, const TB* b, TC* c, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
-               std::int64_t heads, std::int64_t group, std::int64_t kv_heads) {
-  const std::int64_t z = blockIdx.z, batch = z / heads, h = z % heads;
-  const std::int64_t kvz = batch * kv_heads + h / group;
-  const TA* az = a + z * M * K;
-  const TB* bz = b + kvz * N * K;
-  TC* cz = c + z * M * N;
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  const std::int64_t m0 = static_cast<std::int64_t>(blockIdx.y) * kTile,
-                     n0 = static_cast<std::int64_t>(blockIdx.x) * kTile;
-  __shared__ float as[kTile][kTile + 1], bs[kTile][kTile + 1];  // bs[k][n]
-  float acc = 0.0f;
-  for (std::int64_t k0 = 0; k0 < K; k0 += kTile) {
-    {
-      const std::int64_t m = m0 + ty, k = k0 + tx;
-      as[ty][tx] = (m < M && k < K) ? to_float(az[m * K + k]) : 0.0f;
-    }
-    if constexpr (kBTransposed) {  // coalesced along k, stored transposed
-      const std::int64_t n = n0 + ty, k = k0 + tx;
-      bs[tx][ty] = (n < N && k < K) ? to_float(bz[n * K + k]) : 0.0f;
-    } else {  // coalesced along n
-      const std::int64_t k = k0 + ty, n = n0 + tx;
-      bs[ty][tx] = (k < K && n < N) ? to_float(bz[k * N + n]) : 0.0f;
-    }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kTile; ++kk) acc += as[ty][kk] * bs[kk][tx];
-    __syncthreads();
-  }
-  const std::int64_t m = m0 + ty, n = n0 + tx;
-  if (m < M && n < N) cz[m * N + n] = from_float<TC>(alpha * acc);
-}
 
 unsigned tiles(std::int64_t n) { return static_cast<unsigned>((n + kTile - 1) / kTile); }
 

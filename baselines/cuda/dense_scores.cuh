@@ -18,6 +18,9 @@
 #include "attnbench/method.hpp"
 #include "kernels/cuda/cuda_plan.hpp"
 #include "kernels/cuda/elements.cuh"
+#include "kernels/cuda/shared_memory.cuh"
+//
+#include "baselines/cuda/dense_kernels.cuh"
 
 namespace attnbench::cuda::dense_path {
 
@@ -27,7 +30,6 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 using ::attnbench::cuda::from_float;  // kernels/cuda/elements.cuh
 using ::attnbench::cuda::to_float;
-
 
 // Calls f(T{}) with T the device storage type of `dtype` (fp32, fp16 or bf16).
 template <class F>
@@ -50,16 +52,6 @@ void dispatch_dtype(Dtype dtype, F&& f) {
 
 // ---- the mask on the device ------------------------------------------------------------------------
 
-enum class ScoreMaskMode : int { full = 0, causal = 1, bytes = 2 };
-
-// What the softmax kernel needs to decide allowed(row, key). Rows are (b, h, i) flattened, as in S.
-struct ScoreMaskView {
-  ScoreMaskMode mode = ScoreMaskMode::full;
-  std::int64_t offset = 0;              // causal: query i sees keys j <= i + offset (kv_len - q_len)
-  const std::uint8_t* bytes = nullptr;  // bytes: [planes][q_len][kv_len], 1 = allowed
-  int per_head = 0;                     // bytes: one plane per (b, h) instead of one for all
-};
-
 // Bytes of the byte map the problem's mask needs on the device (0 for full and causal).
 inline double score_mask_bytes(const Problem& p) {
   if (!p.mask || p.mask->is_full() || p.mask->is_causal()) return 0.0;
@@ -72,41 +64,15 @@ inline double score_mask_bytes(const Problem& p) {
 class ScoreMask {
  public:
   void upload(const Problem& p) {
-    const Mask& m = *p.mask;
-    view_ = ScoreMaskView{};
-    view_.offset = p.kv_len - p.q_len;
-    if (m.is_full()) return;
-    if (m.is_causal()) {
-      view_.mode = ScoreMaskMode::causal;
-      return;
-    }
-    constexpr std::int64_t kTile = 64;
-    const bool per_head = m.varies_with_batch_or_head();
-    const std::int64_t planes = per_head ? p.batch * p.heads : 1, Lq = p.q_len, Lk = p.kv_len;
-    std::vector<std::uint8_t> host(static_cast<std::size_t>(planes * Lq * Lk));
-    for (std::int64_t plane = 0; plane < planes; ++plane) {
-      const std::int64_t b = per_head ? plane / p.heads : 0, h = per_head ? plane % p.heads : 0;
-      std::uint8_t* base = host.data() + plane * Lq * Lk;
-      const BlockMap map = lower_to_block_map(m, b, h, kTile, kTile);
-      for (std::int64_t qt = 0; qt < map.q_tiles; ++qt)
-        for (std::int64_t kt = 0; kt < map.k_tiles; ++kt) {
-          const TileState st = map.at(qt, kt);
-          const std::int64_t q0 = qt * kTile, q1 = std::min(q0 + kTile, Lq);
-          const std::int64_t k0 = kt * kTile, k1 = std::min(k0 + kTile, Lk);
-          for (std::int64_t i = q0; i < q1; ++i)
-            for (std::int64_t j = k0; j < k1; ++j)
-              base[i * Lk + j] = st == TileState::full    ? 1
-                                 : st == TileState::empty ? 0
-                                                          : static_cast<std::uint8_t>(m.allowed(b, h, i, j));
-        }
-    }
-    bytes_ = DeviceBuffer(host.size());
+    HostScoreMask host = host_score_mask(p);
+    view_ = host.view;
+    if (view_.mode != ScoreMaskMode::bytes) return;
+    bytes_ = DeviceBuffer(host.bytes.size());
     // On the plans' stream and waited for, so the host bytes may go and the first run sees the whole map.
-    check(cudaMemcpyAsync(bytes_.data(), host.data(), host.size(), cudaMemcpyHostToDevice, stream()), "mask upload");
+    check(cudaMemcpyAsync(bytes_.data(), host.bytes.data(), host.bytes.size(), cudaMemcpyHostToDevice, stream()),
+          "mask upload");
     check(cudaStreamSynchronize(stream()), "mask upload");
-    view_.mode = ScoreMaskMode::bytes;
     view_.bytes = bytes_.as<std::uint8_t>();
-    view_.per_head = per_head ? 1 : 0;
   }
   const ScoreMaskView& view() const { return view_; }
 
@@ -114,72 +80,6 @@ class ScoreMask {
   ScoreMaskView view_;
   DeviceBuffer bytes_;
 };
-
-// ---- masked row softmax ----------------------------------------------------------------------------
-
-constexpr int kSoftmaxThreads = 256;
-
-// Merges two (running max, running sum of e^{x − max}) pairs.
-__device__ __forceinline__ void merge_max_sum(float& m, float& l, float m2, float l2) {
-  const float mx = fmaxf(m, m2);
-  if (mx == -INFINITY) return;  // both empty
-  l = (m == -INFINITY ? 0.0f : l * expf(m - mx)) + (m2 == -INFINITY ? 0.0f : l2 * expf(m2 - mx));
-  m = mx;
-}
-
-// One block per row of S [rows][kv_len] (fp32): P = softmax over the allowed keys, 0 elsewhere; a row with
-// no allowed key is all zeros. S is read twice (max and sum online, then the probabilities); `p` may
-// alias `s` when TP is float (each element is read and then written by the same thread).
-template <class TP>
-__global__ void __launch_bounds__(kSoftmaxThreads)
-    dense_masked_softmax(const float* s, TP* p, std::int64_t q_len, std::int64_t kv_len, ScoreMaskView mask) {
-  const std::int64_t row = blockIdx.x, i = row % q_len;
-  const float* srow = s + row * kv_len;
-  TP* prow = p + row * kv_len;
-  const std::uint8_t* mrow =
-      mask.mode == ScoreMaskMode::bytes ? mask.bytes + (mask.per_head ? row : i) * kv_len : nullptr;
-  auto allowed = [&](std::int64_t j) {
-    if (mask.mode == ScoreMaskMode::full) return true;
-    if (mask.mode == ScoreMaskMode::causal) return j <= i + mask.offset;
-    return mrow[j] != 0;
-  };
-
-  float m = -INFINITY, l = 0.0f;
-  for (std::int64_t j = threadIdx.x; j < kv_len; j += blockDim.x) {
-    if (!allowed(j)) continue;
-    const float x = srow[j];
-    if (x > m) {
-      l = (m == -INFINITY ? 0.0f : l * expf(m - x)) + 1.0f;
-      m = x;
-    } else {
-      l += expf(x - m);
-    }
-  }
-  for (int off = 16; off > 0; off >>= 1) {
-    const float m2 = __shfl_xor_sync(0xffffffffu, m, off), l2 = __shfl_xor_sync(0xffffffffu, l, off);
-    merge_max_sum(m, l, m2, l2);
-  }
-  __shared__ float warp_m[kSoftmaxThreads / 32], warp_l[kSoftmaxThreads / 32];
-  __shared__ float row_m, row_inv;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) {
-    warp_m[warp] = m;
-    warp_l[warp] = l;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float bm = warp_m[0], bl = warp_l[0];
-    for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) merge_max_sum(bm, bl, warp_m[w], warp_l[w]);
-    row_m = bm;
-    row_inv = bm == -INFINITY ? 0.0f : 1.0f / bl;
-  }
-  __syncthreads();
-  const float mx = row_m, inv = row_inv;
-  for (std::int64_t j = threadIdx.x; j < kv_len; j += blockDim.x) {
-    const float pj = (mx != -INFINITY && allowed(j)) ? expf(srow[j] - mx) * inv : 0.0f;
-    prow[j] = from_float<TP>(pj);
-  }
-}
 
 template <class TP>
 void launch_masked_softmax(const float* s, TP* p, const Problem& pr, const ScoreMaskView& mask) {

@@ -334,9 +334,10 @@ void run_block(Machine& m, unsigned threads) {
 
 }  // namespace
 
-LaunchStats launch(Dim3 grid, unsigned threads, std::size_t dynamic_smem, const std::function<void()>& body,
+LaunchStats launch(Dim3 grid, Dim3 block, std::size_t dynamic_smem, const std::function<void()>& body,
                    const LaunchOptions& options) {
   if (g_machine) throw EmulationError("warp emulator: emu::launch called from inside a launch");
+  const unsigned threads = block.x * block.y * block.z;
   if (threads == 0 || threads % 32 != 0 || threads > 1024)
     throw EmulationError("warp emulator: threads per block must be a multiple of 32 up to 1024, not " +
                          std::to_string(threads));
@@ -344,7 +345,7 @@ LaunchStats launch(Dim3 grid, unsigned threads, std::size_t dynamic_smem, const 
   m.body = &body;
   m.options = options;
   m.grid = grid;
-  m.block_dim = {threads, 1, 1};
+  m.block_dim = block;
   m.dynamic_bytes = (dynamic_smem + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
   m.arena.reset(static_cast<unsigned char*>(
       ::operator new[](m.dynamic_bytes + kStaticSharedBytes, std::align_val_t(kArenaAlign))));
@@ -364,7 +365,11 @@ LaunchStats launch(Dim3 grid, unsigned threads, std::size_t dynamic_smem, const 
   return m.stats;
 }
 
-Dim3 thread_index() { return {self().tid, 0, 0}; }
+Dim3 thread_index() {
+  const unsigned t = self().tid;
+  const Dim3& b = machine().block_dim;
+  return {t % b.x, t / b.x % b.y, t / (b.x * b.y)};
+}
 Dim3 block_index() { return machine().block; }
 Dim3 block_dim() { return machine().block_dim; }
 Dim3 grid_dim() { return machine().grid; }

@@ -58,11 +58,16 @@ struct LaunchStats {
   std::int64_t blocks = 0, barriers = 0, warp_collectives = 0, async_copies = 0;
 };
 
-// Runs `body` once per thread (threads a multiple of 32, one-dimensional) of every block of `grid`, with
-// `dynamic_smem` bytes of dynamic shared memory. Throws EmulationError (naming block and thread) on
-// misuse; an exception thrown by the body is rethrown. One launch at a time per OS thread.
-LaunchStats launch(Dim3 grid, unsigned threads, std::size_t dynamic_smem, const std::function<void()>& body,
+// Runs `body` once per thread of every block of `grid` (block.x·block.y·block.z threads, a multiple of 32;
+// warps are formed from the linear thread index, x fastest, as on the device), with `dynamic_smem` bytes
+// of dynamic shared memory. Throws EmulationError (naming block and thread) on misuse; an exception
+// thrown by the body is rethrown. One launch at a time per OS thread.
+LaunchStats launch(Dim3 grid, Dim3 block, std::size_t dynamic_smem, const std::function<void()>& body,
                    const LaunchOptions& options = {});
+inline LaunchStats launch(Dim3 grid, unsigned threads, std::size_t dynamic_smem, const std::function<void()>& body,
+                          const LaunchOptions& options = {}) {
+  return launch(grid, Dim3{threads, 1, 1}, dynamic_smem, body, options);
+}
 
 // Inside a running body.
 Dim3 thread_index();

@@ -1,17 +1,21 @@
-// The CUDA kernels' own source (kernels/cuda/*_kernel.cuh) compiled as host C++ over the warp emulator's
-// CUDA surface, and launched as the device plans launch them (kernels/cuda/flash.cu, flash_mma.cu,
-// flash_fp32.cu, moba_select.cu, decode_splitk.cu): keep the dispatch here in step with theirs.
+// The CUDA kernels' own source (kernels/cuda/*_kernel.cuh, baselines/cuda/dense_kernels.cuh) compiled as
+// host C++ over the warp emulator's CUDA surface, and launched as the device plans launch them
+// (kernels/cuda/flash.cu, flash_mma.cu, flash_fp32.cu, moba_select.cu, decode_splitk.cu,
+// baselines/cuda/dense.cu, cublas.cu): keep the dispatch here in step with theirs.
 #include "kernels/cuda_emulated/emulated_kernels.hpp"
 
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "baselines/cuda/cublas_calls.hpp"
 #include "kernels/cuda/block_lowering.hpp"
 // The emulator's CUDA surface last: it defines macros (threadIdx, __global__, ...).
 #include "support/warp_emulator_cuda.hpp"
 //
+#include "baselines/cuda/dense_kernels.cuh"
 #include "kernels/cuda/decode_splitk_kernel.cuh"
 #include "kernels/cuda/flash_fp32_kernel.cuh"
 #include "kernels/cuda/flash_mma_kernel.cuh"
@@ -127,6 +131,41 @@ void by_dtype(Dtype d, F&& f) {
   }
 }
 
+namespace dp = cuda::dense_path;
+
+unsigned tiles16(std::int64_t n) { return static_cast<unsigned>((n + dp::kTile - 1) / dp::kTile); }
+
+// launch_masked_softmax
+template <class TP>
+void launch_softmax(const float* s, TP* probs, const Problem& p, const dp::ScoreMaskView& view,
+                    const emu::LaunchOptions& o) {
+  emu::launch(
+      {static_cast<unsigned>(p.batch * p.heads * p.q_len), 1, 1}, dp::kSoftmaxThreads, 0,
+      [&] { dp::dense_masked_softmax<TP>(s, probs, p.q_len, p.kv_len, view); }, o);
+}
+
+// cublasGemmStridedBatchedEx as its documentation defines it, accumulating in double and rounding once.
+template <class TA, class TB, class TC>
+void strided_gemm(const dp::StridedGemm& g, float alpha, const TA* a, const TB* b, TC* c) {
+  for (int i = 0; i < g.batch; ++i) {
+    const TA* ai = a + i * g.stride_a;
+    const TB* bi = b + i * g.stride_b;
+    TC* ci = c + i * g.stride_c;
+    for (int col = 0; col < g.n; ++col)
+      for (int row = 0; row < g.m; ++row) {
+        double acc = 0.0;
+        for (int l = 0; l < g.k; ++l) {
+          const double x = cuda::to_float(g.trans_a ? ai[l + static_cast<long long>(row) * g.lda]
+                                                    : ai[row + static_cast<long long>(l) * g.lda]);
+          const double y = cuda::to_float(g.trans_b ? bi[col + static_cast<long long>(l) * g.ldb]
+                                                    : bi[l + static_cast<long long>(col) * g.ldb]);
+          acc += x * y;
+        }
+        ci[row + static_cast<long long>(col) * g.ldc] = cuda::from_float<TC>(static_cast<float>(alpha * acc));
+      }
+  }
+}
+
 }  // namespace
 
 FlashRun run_flash(const Problem& p, const Mask& mask, const Inputs& in, const Way& way, const cuda::MobaSetup* moba,
@@ -188,6 +227,69 @@ Tensor run_decode_splitk(const Problem& p, const Inputs& in, std::int64_t splits
   emu::LaunchOptions o;
   o.schedule = schedule;
   by_dtype(p.dtype, [&](auto t) { launch_decode<decltype(t)>(a, dk::row_tiles_of(p), p.batch, o); });
+  return out;
+}
+
+Tensor run_dense(const Problem& p, const Inputs& in, emu::Schedule schedule) {
+  dp::HostScoreMask mask = dp::host_score_mask(p);
+  mask.view.bytes = mask.bytes.data();
+  std::vector<float> s(static_cast<std::size_t>(p.batch * p.heads * p.q_len * p.kv_len), std::nanf(""));
+  Tensor out = make_output(p, p.dtype);
+  out.poison();
+  emu::LaunchOptions o;
+  o.schedule = schedule;
+  const emu::Dim3 block{dp::kTile, dp::kTile, 1};
+  const unsigned bh = static_cast<unsigned>(p.batch * p.heads);
+  by_dtype(p.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* q = static_cast<const T*>(in.q.data());
+    const T* k = static_cast<const T*>(in.k.data());
+    const T* v = static_cast<const T*>(in.v.data());
+    T* o_ptr = static_cast<T*>(out.data());
+    emu::launch(
+        {tiles16(p.kv_len), tiles16(p.q_len), bh}, block, 0,
+        [&] {
+          dp::dense_gemm<T, T, float, true>(q, k, s.data(), p.q_len, p.kv_len, p.head_dim, static_cast<float>(p.scale),
+                                            p.heads, p.group_size(), p.kv_heads);
+        },
+        o);
+    launch_softmax<float>(s.data(), s.data(), p, mask.view, o);
+    emu::launch(
+        {tiles16(p.value_dim), tiles16(p.q_len), bh}, block, 0,
+        [&] {
+          dp::dense_gemm<float, T, T, false>(s.data(), v, o_ptr, p.q_len, p.value_dim, p.kv_len, 1.0f, p.heads,
+                                             p.group_size(), p.kv_heads);
+        },
+        o);
+  });
+  return out;
+}
+
+Tensor run_cublas(const Problem& p, const Inputs& in, emu::Schedule schedule) {
+  dp::HostScoreMask mask = dp::host_score_mask(p);
+  mask.view.bytes = mask.bytes.data();
+  const std::size_t elements = static_cast<std::size_t>(p.batch * p.heads * p.q_len * p.kv_len);
+  std::vector<float> s(elements, std::nanf(""));
+  Tensor out = make_output(p, p.dtype);
+  out.poison();
+  emu::LaunchOptions o;
+  o.schedule = schedule;
+  by_dtype(p.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* q = static_cast<const T*>(in.q.data());
+    const T* k = static_cast<const T*>(in.k.data());
+    const T* v = static_cast<const T*>(in.v.data());
+    T* o_ptr = static_cast<T*>(out.data());
+    strided_gemm(dp::cublas_scores_gemm(p), static_cast<float>(p.scale), k, q, s.data());
+    if constexpr (std::is_same_v<T, float>) {
+      launch_softmax<float>(s.data(), s.data(), p, mask.view, o);
+      strided_gemm(dp::cublas_pv_gemm(p), 1.0f, v, s.data(), o_ptr);
+    } else {
+      std::vector<T> probs(elements, T{0xffff});
+      launch_softmax<T>(s.data(), probs.data(), p, mask.view, o);
+      strided_gemm(dp::cublas_pv_gemm(p), 1.0f, v, probs.data(), o_ptr);
+    }
+  });
   return out;
 }
 

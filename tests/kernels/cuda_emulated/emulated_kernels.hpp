@@ -37,4 +37,13 @@ FlashRun run_flash(const Problem& p, const Mask& mask, const Inputs& in, const W
 // then the merge kernel unless there is one split. The output and the partial buffers are poisoned first.
 Tensor run_decode_splitk(const Problem& p, const Inputs& in, std::int64_t splits, emu::Schedule schedule);
 
+// The dense baseline's device plan on the emulator: S = scale·Q·Kᵀ by its tiled GEMM kernel, the masked
+// softmax kernel in place, O = P·V by the GEMM kernel.
+Tensor run_dense(const Problem& p, const Inputs& in, emu::Schedule schedule);
+
+// The cublas baseline's device plan with cuBLAS replaced by its documented semantics (column-major,
+// strided batched, fp32 accumulation) applied to the very parameters the plan passes
+// (baselines/cuda/cublas_calls.hpp), and the masked softmax kernel on the emulator between them.
+Tensor run_cublas(const Problem& p, const Inputs& in, emu::Schedule schedule);
+
 }  // namespace attnbench::testing::emulated
