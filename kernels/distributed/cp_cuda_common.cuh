@@ -15,14 +15,10 @@
 
 #include "attnbench/method.hpp"
 #include "kernels/cuda/cuda_plan.hpp"
+#include "kernels/distributed/block_args.hpp"
 #include "kernels/distributed/cp_common.hpp"
 
 namespace attnbench::kernels::distributed::gpu {
-
-// As in block_attention.hpp: a block whose diagonal is kNoMask is wholly visible; otherwise key j of the
-// block is visible to query i of the shard when j <= i + diagonal.
-constexpr std::int64_t kNoMask = std::numeric_limits<std::int64_t>::max() / 4;
-constexpr std::int64_t kMaxDim = 256;  // head_dim and value_dim: eight values per lane of a warp
 
 // Throws std::runtime_error("NCCL error in WHAT: ...") unless r is ncclSuccess.
 void check_nccl(ncclResult_t r, const char* what);
@@ -46,19 +42,7 @@ struct DeviceState {
   float* acc() const { return buf.as<float>() + 2 * rows; }
 };
 
-// One rank's queries Q [batch, heads, q_rows, head_dim] against one block of keys K [batch, kv_heads,
-// kv_rows, head_dim] and values V [batch, kv_heads, kv_rows, value_dim] (elements of the problem's dtype),
-// folded into `state` (rows in [batch][heads][q_rows] order); query head h reads kv head h / (heads /
-// kv_heads). Arithmetic in fp32.
-struct BlockArgs {
-  const void* q = nullptr;
-  const void* k = nullptr;
-  const void* v = nullptr;
-  long long batch = 1, heads = 1, kv_heads = 1, q_rows = 0, kv_rows = 0, head_dim = 0, value_dim = 0;
-  float scale = 1.0f;  // softmax scale (the kernel works in log2 units: scale · log2 e)
-  long long diagonal = kNoMask;
-};
-
+// launch_block_attention: BlockArgs (block_args.hpp) folded into `state`.
 void launch_block_attention(const BlockArgs& a, Dtype dtype, const DeviceState& state, cudaStream_t s);
 // max −inf, sum 0, output 0: no key seen yet.
 void launch_reset(const DeviceState& state, cudaStream_t s);

@@ -1,9 +1,11 @@
 // The CUDA kernels' own source (kernels/cuda/*_kernel.cuh, baselines/cuda/dense_kernels.cuh) compiled as
 // host C++ over the warp emulator's CUDA surface, and launched as the device plans launch them
 // (kernels/cuda/flash.cu, flash_mma.cu, flash_fp32.cu, moba_select.cu, decode_splitk.cu,
-// baselines/cuda/dense.cu, cublas.cu): keep the dispatch here in step with theirs.
+// baselines/cuda/dense.cu, cublas.cu, kernels/distributed/block_attention.cu): keep the dispatch here in
+// step with theirs.
 #include "kernels/cuda_emulated/emulated_kernels.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -20,6 +22,7 @@
 #include "kernels/cuda/flash_fp32_kernel.cuh"
 #include "kernels/cuda/flash_mma_kernel.cuh"
 #include "kernels/cuda/moba_select_kernel.cuh"
+#include "kernels/distributed/block_attention_kernel.cuh"
 
 namespace attnbench::testing::emulated {
 namespace {
@@ -289,6 +292,110 @@ Tensor run_cublas(const Problem& p, const Inputs& in, emu::Schedule schedule) {
       launch_softmax<T>(s.data(), probs.data(), p, mask.view, o);
       strided_gemm(dp::cublas_pv_gemm(p), 1.0f, v, probs.data(), o_ptr);
     }
+  });
+  return out;
+}
+
+namespace {
+
+namespace bk = kernels::distributed::gpu::block_kernels;
+using kernels::distributed::gpu::BlockArgs;
+
+// DeviceState's layout: row max [rows], row sum [rows], output [rows][value_dim].
+struct State {
+  std::int64_t rows, dv;
+  std::vector<float> buf;
+  State(std::int64_t r, std::int64_t v) : rows(r), dv(v), buf(static_cast<std::size_t>(r * (2 + v)), std::nanf("")) {}
+  float* max() { return buf.data(); }
+  float* sum() { return buf.data() + rows; }
+  float* acc() { return buf.data() + 2 * rows; }
+};
+
+void launch_reset(State& st, const emu::LaunchOptions& o) {
+  const long long total = st.rows * (2 + st.dv);
+  emu::launch(
+      {bk::grid_for(total), 1, 1}, bk::kThreads, 0, [&] { bk::reset_kernel(st.max(), st.rows, total); }, o);
+}
+
+// launch_copy_rows: 4-byte units where rows and pointers allow, else 2-byte units.
+void launch_copy_rows(const void* src, void* dst, long long bh, long long len, long long dim, std::size_t esize,
+                      long long first, long long stride, long long rows, bool scatter, const emu::LaunchOptions& o) {
+  const long long row_bytes = dim * static_cast<long long>(esize);
+  const bool words = row_bytes % 4 == 0 && reinterpret_cast<std::uintptr_t>(src) % 4 == 0 &&
+                     reinterpret_cast<std::uintptr_t>(dst) % 4 == 0;
+  const long long units = words ? row_bytes / 4 : row_bytes / 2;
+  emu::launch(
+      {bk::grid_for(bh * rows * units), 1, 1}, bk::kThreads, 0,
+      [&] {
+        if (words)
+          bk::copy_rows_kernel(static_cast<const std::uint32_t*>(src), static_cast<std::uint32_t*>(dst), bh, len, units,
+                               first, stride, rows, scatter);
+        else
+          bk::copy_rows_kernel(static_cast<const std::uint16_t*>(src), static_cast<std::uint16_t*>(dst), bh, len, units,
+                               first, stride, rows, scatter);
+      },
+      o);
+}
+
+}  // namespace
+
+Tensor run_block_attention(const Problem& p, const Inputs& in, const std::vector<std::int64_t>& starts, bool halves) {
+  if (!p.mask->is_full() && !p.mask->is_causal()) throw std::logic_error("run_block_attention: full or causal");
+  const emu::LaunchOptions o;
+  const std::int64_t rows = p.batch * p.heads * p.q_len, esize = static_cast<std::int64_t>(dtype_size(p.dtype));
+  State a(rows, p.value_dim), b(rows, p.value_dim);
+  launch_reset(a, o);
+  launch_reset(b, o);
+  const std::int64_t bkv = p.batch * p.kv_heads, off = p.kv_len - p.q_len;
+  for (std::size_t j = 0; j < starts.size(); ++j) {
+    const std::int64_t k0 = starts[j], k1 = j + 1 < starts.size() ? starts[j + 1] : p.kv_len, n = k1 - k0;
+    std::vector<unsigned char> kb(static_cast<std::size_t>(bkv * n * p.head_dim * esize), 0xff),
+        vb(static_cast<std::size_t>(bkv * n * p.value_dim * esize), 0xff);
+    launch_copy_rows(in.k.data(), kb.data(), bkv, p.kv_len, p.head_dim, static_cast<std::size_t>(esize), k0, 1, n,
+                     false, o);
+    launch_copy_rows(in.v.data(), vb.data(), bkv, p.kv_len, p.value_dim, static_cast<std::size_t>(esize), k0, 1, n,
+                     false, o);
+    BlockArgs args;
+    args.q = in.q.data();
+    args.k = kb.data();
+    args.v = vb.data();
+    args.batch = p.batch;
+    args.heads = p.heads;
+    args.kv_heads = p.kv_heads;
+    args.q_rows = p.q_len;
+    args.kv_rows = n;
+    args.head_dim = p.head_dim;
+    args.value_dim = p.value_dim;
+    args.scale = static_cast<float>(p.scale);
+    // Key k0 + j is visible to query i when k0 + j <= i + off.
+    args.diagonal = p.mask->is_causal() ? off - k0 : kernels::distributed::gpu::kNoMask;
+    State& st = halves && k0 >= p.kv_len / 2 ? b : a;
+    const emu::Dim3 grid{static_cast<unsigned>((p.q_len + bk::kWarps - 1) / bk::kWarps),
+                         static_cast<unsigned>(std::min<long long>(p.batch * p.heads, bk::kMaxGridY)), 1};
+    by_dtype(p.dtype, [&](auto t) {
+      using T = decltype(t);
+      emu::launch(
+          grid, bk::kWarps * 32, 0, [&] { bk::block_attention_kernel<T>(args, st.max(), st.sum(), st.acc()); }, o);
+    });
+  }
+  if (halves) {
+    std::vector<float> gmax(static_cast<std::size_t>(rows));
+    for (std::int64_t r = 0; r < rows; ++r) gmax[static_cast<std::size_t>(r)] = std::max(a.max()[r], b.max()[r]);
+    const long long total = rows * (p.value_dim + 1);
+    for (State* st : {&a, &b})
+      emu::launch(
+          {bk::grid_for(total), 1, 1}, bk::kThreads, 0,
+          [&] { bk::rescale_kernel(st->max(), st->sum(), st->acc(), gmax.data(), rows, p.value_dim); }, o);
+    for (std::int64_t x = 0; x < rows * (1 + p.value_dim); ++x) a.sum()[x] += b.sum()[x];  // sum and output adjacent
+  }
+  Tensor out = make_output(p, p.dtype);
+  out.poison();
+  const long long total = rows * p.value_dim;
+  by_dtype(p.dtype, [&](auto t) {
+    using T = decltype(t);
+    emu::launch(
+        {bk::grid_for(total), 1, 1}, bk::kThreads, 0,
+        [&] { bk::normalise_kernel<T>(a.sum(), a.acc(), static_cast<T*>(out.data()), rows, p.value_dim); }, o);
   });
   return out;
 }

@@ -46,4 +46,13 @@ Tensor run_dense(const Problem& p, const Inputs& in, emu::Schedule schedule);
 // (baselines/cuda/cublas_calls.hpp), and the masked softmax kernel on the emulator between them.
 Tensor run_cublas(const Problem& p, const Inputs& in, emu::Schedule schedule);
 
+// The context-parallel methods' device kernels (kernels/distributed/block_attention_kernel.cuh) on the
+// emulator, as a rank folds blocks of keys: the state reset, then per block of keys [starts[j],
+// starts[j + 1]) (the last ends at kv_len) its K and V rows gathered by the row-copy kernel and folded in by
+// the block-attention kernel, under the causal diagonal when the problem's mask is causal; then the output
+// normalised. With `halves`, the blocks before and after kv_len / 2 go into two states that are merged as
+// ranks merge them (maximum of the row maxima, the rescale kernel on both, sums added) before the
+// normalisation. Full or causal masks only.
+Tensor run_block_attention(const Problem& p, const Inputs& in, const std::vector<std::int64_t>& starts, bool halves);
+
 }  // namespace attnbench::testing::emulated
