@@ -252,6 +252,20 @@ void compute_ldmatrix(const std::array<const void*, 32>& in, const std::array<vo
     if (x.trans != trans) throw EmulationError("warp emulator: ldmatrix with and without .trans in one warp");
     std::memcpy(m[l / 8][l % 8], x.row, 16);
   }
+  // Bank conflicts, matrix by matrix: the distinct 4-byte words each bank must deliver.
+  for (int i = 0; i < 4; ++i) {
+    std::map<int, std::vector<std::uintptr_t>> words_of_bank;
+    for (int r = 0; r < 8; ++r) {
+      const auto base = reinterpret_cast<std::uintptr_t>(static_cast<const LdmatrixIn*>(in[8 * i + r])->row);
+      for (std::uintptr_t w = base / 4; w < base / 4 + 4; ++w) {
+        auto& words = words_of_bank[static_cast<int>(w % 32)];
+        if (std::find(words.begin(), words.end(), w) == words.end()) words.push_back(w);
+      }
+    }
+    std::size_t wavefronts = 1;
+    for (const auto& [bank, words] : words_of_bank) wavefronts = std::max(wavefronts, words.size());
+    machine().stats.ldmatrix_bank_conflicts += static_cast<std::int64_t>(wavefronts) - 1;
+  }
   for (int l = 0; l < 32; ++l) {
     const int g = l / 4, t = l % 4;
     unsigned* r = static_cast<unsigned*>(out[l]);

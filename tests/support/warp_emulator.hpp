@@ -56,6 +56,9 @@ struct LaunchOptions {
 
 struct LaunchStats {
   std::int64_t blocks = 0, barriers = 0, warp_collectives = 0, async_copies = 0;
+  // ldmatrix's shared-memory wavefronts beyond one per 8x8 matrix: 32 banks of 4 bytes, and a matrix's
+  // eight 16-byte rows read in one wavefront unless two of them need different words of one bank.
+  std::int64_t ldmatrix_bank_conflicts = 0;
 };
 
 // Runs `body` once per thread of every block of `grid` (block.x·block.y·block.z threads, a multiple of 32;

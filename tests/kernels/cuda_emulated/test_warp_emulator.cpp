@@ -188,3 +188,14 @@ TEST_CASE("warp emulator: ldmatrix and mma.sync m16n8k16 compute a 16x16 by 16x8
       CHECK(d[m][n] == Approx(want).margin(1e-5));
     }
 }
+
+TEST_CASE("warp emulator: ldmatrix counts shared-memory bank conflicts", "[cuda_emulated][emulator]") {
+  // Eight rows 16 bytes wide, `stride` bytes apart: 144 (rows padded by 8 halves) spreads them over all
+  // 32 banks; 128 puts every row on the same four banks (8 wavefronts, 7 extra, per matrix).
+  const unsigned stride = GENERATE(144u, 128u);
+  const emu::LaunchStats stats = emu::launch({1, 1, 1}, 32, 32 * 144, [stride] {
+    unsigned r[4];
+    emu::ldmatrix_x4(r, emu::dynamic_shared() + emu::thread_index().x * stride, false);
+  });
+  CHECK(stats.ldmatrix_bank_conflicts == (stride == 144u ? 0 : 4 * 7));
+}
