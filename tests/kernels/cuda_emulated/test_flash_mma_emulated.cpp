@@ -42,17 +42,16 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 // The pipelined kernel against the oracle; the same kernel with its copies landing early under the two
 // skewed schedules, and the plain kernel (flash_sync), must give the same bits: the same fragments reach
 // the same mma in the same order, however and whenever they were loaded.
-void check_kernel(const Problem& p, const Mask& mask, std::uint64_t seed, const cuda::MobaSetup* moba = nullptr,
-                  const std::vector<std::uint32_t>* sel = nullptr) {
+void check_kernel(const Problem& p, const Mask& mask, std::uint64_t seed) {
   INFO(p.describe() << " mask " << mask.name() << " seed " << seed);
   const Inputs in = datasets::gaussian_inputs(p, seed);
   Problem oracle = p;
   oracle.mask = std::shared_ptr<const Mask>(std::shared_ptr<const Mask>{}, &mask);  // not owned
   const Tensor ref = testing::run_method("reference", oracle, in);
-  const auto late = run_emulated(p, mask, in, kLockstep, moba, sel);
-  const auto ahead = run_emulated(p, mask, in, kAhead, moba, sel);
-  const auto behind = run_emulated(p, mask, in, kBehind, moba, sel);
-  const auto plain = run_emulated(p, mask, in, kPlain, moba, sel);
+  const auto late = run_emulated(p, mask, in, kLockstep);
+  const auto ahead = run_emulated(p, mask, in, kAhead);
+  const auto behind = run_emulated(p, mask, in, kBehind);
+  const auto plain = run_emulated(p, mask, in, kPlain);
   CHECK(late.stats.async_copies > 0);
   CHECK(plain.stats.async_copies == 0);
   // The K and V tiles' rows are padded by 8 elements so that ldmatrix reads them without bank conflicts.
