@@ -90,6 +90,12 @@ if [ $bundled = 0 ]; then
 fi
 "$CLI" env >"$OUT/env.json" 2>&1 || true
 
+step "emulator calibration: ldmatrix and mma.sync on the device against the CPU warp emulator"
+if [ -x "$TESTS" ]; then
+  within 400 "$TESTS" "[emulator]"  # about 30 s of the budget at most; it takes under a second
+  echo "calibration exit code $? (0: the emulated kernel tests' indexing verdicts hold here; 77: no device)"
+fi
+
 step "CUDA tests"
 if [ -x "$TESTS" ]; then
   within 190 "$TESTS" --durations yes

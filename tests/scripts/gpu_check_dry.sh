@@ -24,7 +24,7 @@ OUT="$work/out" WORK="$work/scratch" BUNDLE="$work/bundle" GPU_CHECK_BUDGET_S=30
 cat "$work/stdout"
 fail() { echo "FAIL: $*"; exit 1; }
 [ "$rc" = 0 ] || fail "gpu-check.sh exited $rc"
-for want in "using the bundle" "attnbench_cuda_tests exit code 77" "run 1 exit code 2" "run 2 exit code 2" \
+for want in "using the bundle" "calibration exit code 77" "attnbench_cuda_tests exit code 77" "run 1 exit code 2" "run 2 exit code 2" \
   "gpu-check done"; do
   grep -q "$want" "$work/out/gpu-check.log" || fail "the log lacks '$want'"
 done
