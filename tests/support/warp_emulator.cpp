@@ -38,13 +38,16 @@ struct Pending {
 
 struct Fiber {
   ucontext_t ctx{};
-  std::unique_ptr<char[]> stack;
+  char* stack = nullptr;  // kStackBytes, owned by the launch's stack pool
   unsigned tid = 0;
   bool done = false;
   std::exception_ptr error;
   std::vector<Pending> pending;
   std::int64_t committed = 0;  // cp.async groups committed so far; uncommitted copies carry this number
   const char* waiting = nullptr;
+  // What the fiber waits for: *until_changed to differ from `from` (a barrier's or a warp's generation).
+  const std::int64_t* until_changed = nullptr;
+  std::int64_t from = 0;
 };
 
 // The operands of one warp collective in flight: each lane's input and output, and the function that
@@ -98,13 +101,17 @@ std::string where() {
 
 [[noreturn]] void fail(const std::string& what) { throw EmulationError("warp emulator, " + where() + ": " + what); }
 
-// Suspends the current fiber until the scheduler resumes it.
-void yield(const char* waiting_for) {
+// Suspends the current fiber until *generation differs from `from`; the scheduler does not resume it
+// before.
+void wait_for_change(const char* waiting_for, const std::int64_t* generation, std::int64_t from) {
   Machine& m = machine();
   Fiber& f = *m.current;
   f.waiting = waiting_for;
-  swapcontext(&f.ctx, &m.scheduler);
+  f.until_changed = generation;
+  f.from = from;
+  while (*generation == from) swapcontext(&f.ctx, &m.scheduler);
   f.waiting = nullptr;
+  f.until_changed = nullptr;
 }
 
 void fiber_main() {
@@ -148,8 +155,7 @@ void collective(const char* what, Compute compute, const void* in, void* out) {
     ++m.stats.warp_collectives;
     return;
   }
-  const std::int64_t generation = w.generation;
-  while (w.generation == generation) yield(what);
+  wait_for_change(what, &w.generation, w.generation);
 }
 
 void require_full_mask(unsigned mask, const char* what) {
@@ -291,8 +297,9 @@ void run_block(Machine& m, unsigned threads) {
     f.pending.clear();
     f.committed = 0;
     f.waiting = nullptr;
+    f.until_changed = nullptr;
     getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = f.stack.get();
+    f.ctx.uc_stack.ss_sp = f.stack;
     f.ctx.uc_stack.ss_size = kStackBytes;
     f.ctx.uc_link = &m.scheduler;
     makecontext(&f.ctx, fiber_main, 0);
@@ -303,6 +310,7 @@ void run_block(Machine& m, unsigned threads) {
   auto resume = [&](unsigned i) {
     Fiber& f = m.fibers[i];
     if (f.done) return false;
+    if (f.until_changed && *f.until_changed == f.from) return true;  // still waiting: no need to switch
     m.current = &f;
     swapcontext(&m.scheduler, &f.ctx);
     if (f.done) {
@@ -364,7 +372,10 @@ LaunchStats launch(Dim3 grid, Dim3 block, std::size_t dynamic_smem, const std::f
   m.arena.reset(static_cast<unsigned char*>(
       ::operator new[](m.dynamic_bytes + kStaticSharedBytes, std::align_val_t(kArenaAlign))));
   m.fibers.resize(threads);
-  for (Fiber& f : m.fibers) f.stack = std::make_unique<char[]>(kStackBytes);
+  // Fiber stacks are kept for the next launch on this OS thread: fresh ones cost page faults.
+  thread_local std::vector<std::unique_ptr<char[]>> stacks;
+  while (stacks.size() < threads) stacks.emplace_back(new char[kStackBytes]);
+  for (unsigned i = 0; i < threads; ++i) m.fibers[i].stack = stacks[i].get();
   struct Current {
     explicit Current(Machine* m) { g_machine = m; }
     ~Current() { g_machine = nullptr; }
@@ -396,7 +407,7 @@ void sync_threads() {
     release_barrier(m);
     return;
   }
-  while (m.barrier_generation == generation) yield("__syncthreads");
+  wait_for_change("__syncthreads", &m.barrier_generation, generation);
 }
 
 unsigned char* dynamic_shared() { return machine().arena.get(); }
