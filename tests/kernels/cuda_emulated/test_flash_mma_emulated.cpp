@@ -80,6 +80,18 @@ class ShiftedWindow final : public Mask {
   bool varies_with_batch_or_head() const override { return true; }
 };
 
+// Queries before `first` see nothing (whole query tiles with an empty tile list), the others causally.
+class LateQueries final : public Mask {
+ public:
+  LateQueries(MaskShape s, std::int64_t first) : Mask("test_late_queries", Params{}, s), first_(first) {}
+  bool allowed(std::int64_t, std::int64_t, std::int64_t q, std::int64_t k) const override {
+    return q >= first_ && k <= q + shape().offset();
+  }
+
+ private:
+  std::int64_t first_;
+};
+
 // The keys MoBA's selection leaves a query: its selected blocks, under the causal closed form if causal.
 class SelectedBlocks final : public Mask {
  public:
@@ -130,6 +142,9 @@ TEST_CASE("emulated tensor-core flash kernel follows lowered masks: documents an
   Problem w = testing::make_problem({2, 2, 1, 130, 170, d, d}, "full", dtype);
   w.mask = std::make_shared<const ShiftedWindow>(w.mask_shape());
   check_kernel(w, *w.mask, 602);
+  Problem late = testing::make_problem({1, 2, 1, 200, 200, d, d}, "full", dtype);
+  late.mask = std::make_shared<const LateQueries>(late.mask_shape(), 130);  // query tiles 0 and 1: nothing
+  check_kernel(late, *late.mask, 603);
 }
 
 TEST_CASE("emulated tensor-core flash kernel follows MoBA selections", "[cuda_emulated][flash][moba]") {
@@ -144,6 +159,10 @@ TEST_CASE("emulated tensor-core flash kernel follows MoBA selections", "[cuda_em
   for (std::size_t row = 0; row < sel.size() / static_cast<std::size_t>(words); ++row)
     for (std::int64_t blk = 0; blk < blocks; ++blk)
       if (rng() % 3 == 0) sel[row * static_cast<std::size_t>(words) + blk / 32] |= 1u << (blk % 32);
+  // The first query tile of every head selects nothing: the kernel visits no key tile for it.
+  for (std::int64_t bh = 0; bh < p.batch * p.heads; ++bh)
+    for (std::int64_t q = 0; q < 64; ++q)
+      for (std::int64_t w = 0; w < words; ++w) sel[static_cast<std::size_t>((bh * p.q_len + q) * words + w)] = 0u;
   Problem oracle = p;
   oracle.mask = std::make_shared<const SelectedBlocks>(p.mask_shape(), sel, block, words, causal);
   INFO("block " << block << (causal ? " causal" : " full"));
