@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "attnbench/problem.hpp"
+
 namespace attnbench::kernels::distributed::gpu {
 
 // As in block_attention.hpp: a block whose diagonal is kNoMask is wholly visible; otherwise key j of the
@@ -24,5 +26,26 @@ struct BlockArgs {
   float scale = 1.0f;  // softmax scale (the kernel works in log2 units: scale · log2 e)
   long long diagonal = kNoMask;
 };
+
+// The arguments of `p`'s batch, heads, kv heads, head and value dims and scale, for q_rows queries at q
+// against kv_rows keys at k and values at v; a caller that splits the heads (Ulysses) sets heads and
+// kv_heads after.
+inline BlockArgs block_args_for(const Problem& p, const void* q, const void* k, const void* v, long long q_rows,
+                                long long kv_rows, long long diagonal) {
+  BlockArgs a;
+  a.q = q;
+  a.k = k;
+  a.v = v;
+  a.batch = p.batch;
+  a.heads = p.heads;
+  a.kv_heads = p.kv_heads;
+  a.q_rows = q_rows;
+  a.kv_rows = kv_rows;
+  a.head_dim = p.head_dim;
+  a.value_dim = p.value_dim;
+  a.scale = static_cast<float>(p.scale);
+  a.diagonal = diagonal;
+  return a;
+}
 
 }  // namespace attnbench::kernels::distributed::gpu

@@ -132,20 +132,8 @@ class RingCudaPlan final : public Plan, private RingSchedule {
 
   void compute_block(const char* block, std::int64_t kv_rows, std::int64_t diag, cudaStream_t s) {
     const std::size_t k_bytes = static_cast<std::size_t>(p_.batch * p_.kv_heads * kv_rows * p_.head_dim) * esize_;
-    BlockArgs a;
-    a.q = q_.data();
-    a.k = block;
-    a.v = block + k_bytes;
-    a.batch = p_.batch;
-    a.heads = p_.heads;
-    a.kv_heads = p_.kv_heads;
-    a.q_rows = rows_;
-    a.kv_rows = kv_rows;
-    a.head_dim = p_.head_dim;
-    a.value_dim = p_.value_dim;
-    a.scale = static_cast<float>(p_.scale);
-    a.diagonal = diag;
-    launch_block_attention(a, p_.dtype, state_, s);
+    launch_block_attention(block_args_for(p_, q_.data(), block, block + k_bytes, rows_, kv_rows, diag), p_.dtype,
+                           state_, s);
   }
 
   Problem p_;

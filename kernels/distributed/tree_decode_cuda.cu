@@ -48,20 +48,8 @@ class TreeDecodeCudaPlan final : public Plan {
     const std::size_t rows = static_cast<std::size_t>(state_.rows);
     compute_timer_.start(s);
     launch_reset(state_, s);
-    BlockArgs a;
-    a.q = q_.data();
-    a.k = k_.data();
-    a.v = v_.data();
-    a.batch = p_.batch;
-    a.heads = p_.heads;
-    a.kv_heads = p_.kv_heads;
-    a.q_rows = p_.q_len;
-    a.kv_rows = rows_;
-    a.head_dim = p_.head_dim;
-    a.value_dim = p_.value_dim;
-    a.scale = static_cast<float>(p_.scale);
-    a.diagonal = diagonal_;
-    launch_block_attention(a, p_.dtype, state_, s);
+    launch_block_attention(block_args_for(p_, q_.data(), k_.data(), v_.data(), p_.q_len, rows_, diagonal_), p_.dtype,
+                           state_, s);
     compute_timer_.stop(s);
     comm_timer_.start(s);
     check_nccl(ncclAllReduce(state_.max(), global_max_.data(), rows, ncclFloat, ncclMax, nccl_, s), "ncclAllReduce");

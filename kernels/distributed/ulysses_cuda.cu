@@ -87,19 +87,11 @@ class UlyssesCudaPlan final : public Plan {
       launch_copy_rows(part, full_v_.data(), p.batch * kv_.count, p.kv_len, p.value_dim, esize_, first, 1, n, true, s);
     }
     launch_reset(state_, s);
-    BlockArgs a;
-    a.q = full_q_.data();
-    a.k = full_k_.data();
-    a.v = full_v_.data();
-    a.batch = p.batch;
-    a.heads = hp_;
+    // self-attention: query i sees keys 0..i
+    BlockArgs a =
+        block_args_for(p, full_q_.data(), full_k_.data(), full_v_.data(), p.q_len, p.kv_len, p.causal() ? 0 : kNoMask);
+    a.heads = hp_;  // this rank's heads, and the kv heads they read
     a.kv_heads = kv_.count;
-    a.q_rows = p.q_len;
-    a.kv_rows = p.kv_len;
-    a.head_dim = p.head_dim;
-    a.value_dim = p.value_dim;
-    a.scale = static_cast<float>(p.scale);
-    a.diagonal = p.causal() ? 0 : kNoMask;  // self-attention: query i sees keys 0..i
     launch_block_attention(a, p.dtype, state_, s);
     launch_normalise(state_, p.dtype, attn_.data(), s);
     for (int d = 0; d < size_; ++d)

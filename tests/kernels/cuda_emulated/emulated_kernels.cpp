@@ -355,20 +355,10 @@ Tensor run_block_attention(const Problem& p, const Inputs& in, const std::vector
                      false, o);
     launch_copy_rows(in.v.data(), vb.data(), bkv, p.kv_len, p.value_dim, static_cast<std::size_t>(esize), k0, 1, n,
                      false, o);
-    BlockArgs args;
-    args.q = in.q.data();
-    args.k = kb.data();
-    args.v = vb.data();
-    args.batch = p.batch;
-    args.heads = p.heads;
-    args.kv_heads = p.kv_heads;
-    args.q_rows = p.q_len;
-    args.kv_rows = n;
-    args.head_dim = p.head_dim;
-    args.value_dim = p.value_dim;
-    args.scale = static_cast<float>(p.scale);
     // Key k0 + j is visible to query i when k0 + j <= i + off.
-    args.diagonal = p.mask->is_causal() ? off - k0 : kernels::distributed::gpu::kNoMask;
+    const BlockArgs args =
+        kernels::distributed::gpu::block_args_for(p, in.q.data(), kb.data(), vb.data(), p.q_len, n,
+                                                  p.mask->is_causal() ? off - k0 : kernels::distributed::gpu::kNoMask);
     State& st = halves && k0 >= p.kv_len / 2 ? b : a;
     const emu::Dim3 grid{static_cast<unsigned>((p.q_len + bk::kWarps - 1) / bk::kWarps),
                          static_cast<unsigned>(std::min<long long>(p.batch * p.heads, bk::kMaxGridY)), 1};
