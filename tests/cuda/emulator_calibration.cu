@@ -12,7 +12,8 @@ namespace attnbench::testing {
 namespace {
 
 template <class T>
-__global__ void warp_registers_kernel(const std::uint16_t* a, const std::uint16_t* b, WarpRegisters* out) {
+__global__ void warp_registers_kernel(const std::uint16_t* a, const std::uint16_t* b, float c0, float c1, float c2,
+                                      float c3, WarpRegisters* out) {
   __shared__ __align__(16) std::uint16_t sa[16 * 16];
   __shared__ __align__(16) std::uint16_t sb[16 * 8];
   const int lane = threadIdx.x;
@@ -24,7 +25,7 @@ __global__ void warp_registers_kernel(const std::uint16_t* a, const std::uint16_
   cuda::ldmatrix_x4(af, sa + (lane % 16) * 16 + (lane / 16) * 8);
   // B transposed: matrices of k rows 0-7 and 8-15, twice.
   cuda::ldmatrix_x4_trans(bf, sb + (lane % 16) * 8);
-  float c[4] = {0.5f, -0.5f, 0.25f, 1.0f};
+  float c[4] = {c0, c1, c2, c3};
   cuda::Mma<T>::run(c, af, bf[0], bf[1]);
   for (int e = 0; e < 4; ++e) {
     out->a[lane][e] = af[e];
@@ -39,12 +40,10 @@ WarpRegisters warp_registers_on_device(const std::uint16_t (&a)[16][16], const s
   cuda::DeviceBuffer da(sizeof(a)), db(sizeof(b)), dout(sizeof(WarpRegisters));
   cuda::check(cudaMemcpy(da.data(), a, sizeof(a), cudaMemcpyHostToDevice), "calibration upload");
   cuda::check(cudaMemcpy(db.data(), b, sizeof(b), cudaMemcpyHostToDevice), "calibration upload");
-  if (bf16)
-    warp_registers_kernel<__nv_bfloat16>
-        <<<1, 32>>>(da.as<const std::uint16_t>(), db.as<const std::uint16_t>(), dout.as<WarpRegisters>());
-  else
-    warp_registers_kernel<__half>
-        <<<1, 32>>>(da.as<const std::uint16_t>(), db.as<const std::uint16_t>(), dout.as<WarpRegisters>());
+  const float* c = kWarpRegistersC;
+  auto* kernel = bf16 ? warp_registers_kernel<__nv_bfloat16> : warp_registers_kernel<__half>;
+  kernel<<<1, 32>>>(da.as<const std::uint16_t>(), db.as<const std::uint16_t>(), c[0], c[1], c[2], c[3],
+                    dout.as<WarpRegisters>());
   cuda::check_launch("warp_registers_kernel");
   WarpRegisters out;
   cuda::check(cudaMemcpy(&out, dout.data(), sizeof(out), cudaMemcpyDeviceToHost), "calibration download");

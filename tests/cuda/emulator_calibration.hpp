@@ -4,13 +4,9 @@
 #pragma once
 #include <cstdint>
 
-namespace attnbench::testing {
+#include "support/warp_registers.hpp"
 
-struct WarpRegisters {
-  unsigned a[32][4];  // ldmatrix.x4 of a row-major 16x16 tile (the mma A operand)
-  unsigned b[32][4];  // ldmatrix.x4.trans of a row-major 16x8 tile, twice (the mma B operand)
-  float d[32][4];     // mma.sync m16n8k16 of those, onto C = {0.5, -0.5, 0.25, 1} in every lane
-};
+namespace attnbench::testing {
 
 // a: 16x16 row-major, b: 16x8 row-major, 16-bit elements (fp16, or bf16 when `bf16`).
 WarpRegisters warp_registers_on_device(const std::uint16_t (&a)[16][16], const std::uint16_t (&b)[16][8], bool bf16);

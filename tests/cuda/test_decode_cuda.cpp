@@ -8,6 +8,7 @@
 #include "cuda/cuda_support.hpp"
 #include "datasets/generators.hpp"
 #include "support/counters.hpp"
+#include "support/oracle_checks.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
@@ -16,18 +17,9 @@ using testing::counter;
 
 namespace {
 
-double tolerance(Dtype d) { return d == Dtype::f32 ? 1e-5 : 1e-2; }
-
 void check_matches(const Tensor& out, const Tensor& ref, Dtype dtype) {
   REQUIRE(out.dtype() == dtype);
-  const double err = testing::relative_l2(out, ref);
-  INFO("relative L2 error " << err << " (at most " << tolerance(dtype) << " expected)");
-  CHECK(err <= tolerance(dtype));
-  for (std::int64_t i = 0; i < out.numel(); ++i)
-    if (ref.get(i) == 0.0) {
-      INFO("element " << i << " is " << out.get(i) << ", the reference's is 0 (a row that sees no key)");
-      REQUIRE(out.get(i) == 0.0);
-    }
+  testing::check_matches_reference(out, ref, dtype);
 }
 
 // The plan's counters after one run as the runner makes it (the `splits` it resolved).

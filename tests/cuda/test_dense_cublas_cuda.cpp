@@ -27,26 +27,12 @@ const std::vector<Shape>& shapes() {
   return all;
 }
 
-// A window that moves with the head: a mask with no closed form in the kernels, one byte plane per head.
-class HeadShiftedWindow final : public Mask {
- public:
-  HeadShiftedWindow(MaskShape s, std::int64_t width) : Mask("test_head_window", Params{}, s), width_(width) {}
-  bool allowed(std::int64_t, std::int64_t h, std::int64_t q, std::int64_t k) const override {
-    const std::int64_t at = q + shape().offset() - h * 3;
-    return k <= at && k > at - width_;
-  }
-  bool varies_with_batch_or_head() const override { return true; }
-
- private:
-  std::int64_t width_;
-};
-
 Problem with_mask(const Shape& s, const std::string& mask, Dtype dtype) {
   Problem p = testing::make_problem(s, "full", dtype);
   if (mask == "sliding_window")
     p.mask = make_mask("sliding_window", {{"window", 13}}, p.mask_shape());
   else if (mask == "head_window")
-    p.mask = std::make_shared<const HeadShiftedWindow>(p.mask_shape(), 9);
+    p.mask = std::make_shared<const testing::ShiftedWindow>(p.mask_shape(), 3, 0, 9);
   else
     p.mask = make_mask(mask, json::object(), p.mask_shape());
   return p;

@@ -3,12 +3,10 @@
 // the same operands, the same addresses, small integers so that every product and sum is exact in fp32.
 // Passing here turns the emulated tests' verdicts on the kernels' indexing into the device's.
 #include <catch2/catch.hpp>
-#include <cstring>
 #include <random>
 
 #include "attnbench/dtype.hpp"
 #include "emulator_calibration.hpp"
-#include "support/warp_emulator.hpp"
 
 using namespace attnbench;
 
@@ -25,27 +23,8 @@ TEST_CASE("the warp emulator's ldmatrix and mma.sync give the device's registers
     for (auto& x : row) x = narrow(static_cast<float>(small(rng)) * 0.5f);
   const testing::WarpRegisters device = testing::warp_registers_on_device(a, b, bf16);
 
-  testing::WarpRegisters emulated{};
-  emu::launch({1, 1, 1}, 32, sizeof(a) + sizeof(b), [&] {
-    auto* sa = reinterpret_cast<std::uint16_t*>(emu::dynamic_shared());
-    std::uint16_t* sb = sa + 16 * 16;
-    const unsigned lane = emu::thread_index().x;
-    if (lane == 0) {
-      std::memcpy(sa, a, sizeof(a));
-      std::memcpy(sb, b, sizeof(b));
-    }
-    emu::sync_warp(0xffffffffu);
-    unsigned af[4], bf[4];
-    emu::ldmatrix_x4(af, sa + (lane % 16) * 16 + (lane / 16) * 8, false);
-    emu::ldmatrix_x4(bf, sb + (lane % 16) * 8, true);
-    float c[4] = {0.5f, -0.5f, 0.25f, 1.0f};
-    emu::mma_m16n8k16(bf16 ? emu::MmaType::bf16 : emu::MmaType::f16, c, af, bf[0], bf[1]);
-    for (int e = 0; e < 4; ++e) {
-      emulated.a[lane][e] = af[e];
-      emulated.b[lane][e] = bf[e];
-      emulated.d[lane][e] = c[e];
-    }
-  });
+  const testing::WarpRegisters emulated =
+      testing::warp_registers_emulated(a, b, bf16 ? emu::MmaType::bf16 : emu::MmaType::f16);
   for (int lane = 0; lane < 32; ++lane)
     for (int e = 0; e < 4; ++e) {
       INFO("lane " << lane << " register " << e);

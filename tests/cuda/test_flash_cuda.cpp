@@ -8,14 +8,13 @@
 
 #include "cuda_support.hpp"
 #include "datasets/generators.hpp"
+#include "support/oracle_checks.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
 using attnbench::testing::Shape;
 
 namespace {
-
-double tolerance(Dtype d) { return d == Dtype::f32 ? 1e-5 : 1e-2; }
 
 void check_flash(const Problem& p, std::uint64_t seed) {
   INFO(p.describe() << " Dv" << p.value_dim << " mask " << p.mask->name() << " seed " << seed);
@@ -28,27 +27,9 @@ void check_flash(const Problem& p, std::uint64_t seed) {
     INFO(method);
     const Tensor out = testing::run_on_cuda(method, p, in);
     REQUIRE(out.dtype() == p.dtype);
-    const double err = testing::relative_l2(out, ref);
-    INFO("relative L2 error " << err << ", expected at most " << tolerance(p.dtype));
-    CHECK(err <= tolerance(p.dtype));
-    for (std::int64_t i = 0; i < out.numel(); ++i)
-      if (ref.get(i) == 0.0) {
-        INFO("element " << i << " of a row that sees no key: expected 0, got " << out.get(i));
-        REQUIRE(out.get(i) == 0.0);
-      }
+    testing::check_matches_reference(out, ref, p.dtype);
   }
 }
-
-// A window whose place shifts with the head, so the lowering keeps one block map per (batch, head).
-class HeadShiftedWindow final : public Mask {
- public:
-  explicit HeadShiftedWindow(MaskShape s) : Mask("test_head_window", Params{}, s) {}
-  bool allowed(std::int64_t b, std::int64_t h, std::int64_t q, std::int64_t k) const override {
-    const std::int64_t at = q + shape().offset() - 7 * h - 3 * b;
-    return k <= at && k > at - 45;
-  }
-  bool varies_with_batch_or_head() const override { return true; }
-};
 
 }  // namespace
 
@@ -93,7 +74,7 @@ TEST_CASE("flash CUDA computes packed documents through block maps and bitmasks"
 TEST_CASE("flash CUDA follows a mask that differs per head", "[cuda][flash]") {
   const Dtype dtype = GENERATE(Dtype::f16, Dtype::bf16, Dtype::f32);
   Problem p = testing::make_problem({2, 4, 1, 200, 260, 64, 64}, "full", dtype);
-  p.mask = std::make_shared<const HeadShiftedWindow>(p.mask_shape());
+  p.mask = std::make_shared<const testing::ShiftedWindow>(p.mask_shape(), 7, 3, 45);
   check_flash(p, 401);
 }
 

@@ -8,6 +8,7 @@
 #include "cuda_support.hpp"
 #include "datasets/generators.hpp"
 #include "kernels/cpu/dynamic_sparse_oracle.hpp"
+#include "support/oracle_checks.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
@@ -15,17 +16,9 @@ using attnbench::testing::Shape;
 
 namespace {
 
-double tolerance(Dtype d) { return d == Dtype::f32 ? 1e-5 : 1e-2; }
-
 void check_close(const Tensor& out, const Tensor& ref, Dtype dtype, const std::string& against) {
-  const double err = testing::relative_l2(out, ref);
-  INFO("relative L2 error against " << against << ": " << err << ", expected at most " << tolerance(dtype));
-  CHECK(err <= tolerance(dtype));
-  for (std::int64_t i = 0; i < out.numel(); ++i)
-    if (ref.get(i) == 0.0) {
-      INFO("element " << i << " of a row that sees no key: expected 0, got " << out.get(i));
-      REQUIRE(out.get(i) == 0.0);
-    }
+  INFO("against " << against);
+  testing::check_matches_reference(out, ref, dtype);
 }
 
 // The method on CUDA against the oracle under pattern ∩ problem mask, and against the CPU method where
@@ -88,16 +81,6 @@ TEST_CASE("sliding_window and sink_window on CUDA refuse what the CPU definition
 
 namespace {
 
-testing::BlockRule moba_rule(std::int64_t block, std::int64_t topk) {
-  testing::BlockRule r;
-  r.block = block;
-  r.topk = topk;
-  r.score = testing::BlockScore::mean_key;
-  r.own_in_budget = true;
-  r.own_without_causal = true;
-  return r;
-}
-
 // Rows outside near-ties of the float64 definition: relative L2 of `out` against `ref` over them.
 double relative_l2_clear_rows(const Problem& p, const Tensor& out, const Tensor& ref, const testing::OracleResult& o) {
   double num = 0, den = 0;
@@ -134,18 +117,18 @@ TEST_CASE("moba on CUDA equals the CPU moba and the float64 MoBA definition", "[
       const Inputs in = datasets::gaussian_inputs(p, seed++);
       const Tensor out = testing::run_on_cuda("moba", p, in, params);
       REQUIRE(out.dtype() == p.dtype);
-      const testing::OracleResult oracle = testing::block_oracle(p, in, moba_rule(block, topk));
+      const testing::OracleResult oracle = testing::block_oracle(p, in, testing::moba_under_test().rule(block, topk));
       std::int64_t rows = 0;
       const double err = testing::relative_l2_unambiguous(p, out, oracle, &rows);
       INFO("relative L2 error against the float64 definition over " << rows << " rows: " << err);
-      CHECK(err <= tolerance(dtype));
+      CHECK(err <= testing::oracle_tolerance(dtype));
       compared += rows;
       ambiguous += testing::count_ambiguous(oracle);
       if (dtype != Dtype::f16) {
         const Tensor cpu = testing::run_method("moba", p, in, params);
         const double cpu_err = relative_l2_clear_rows(p, out, cpu, oracle);
         INFO("relative L2 error against the CPU moba: " << cpu_err);
-        CHECK(cpu_err <= tolerance(dtype));
+        CHECK(cpu_err <= testing::oracle_tolerance(dtype));
       }
       for (std::int64_t row = 0; row < p.batch * p.heads * p.q_len; ++row)
         if (!oracle.ambiguous[static_cast<std::size_t>(row)])

@@ -31,6 +31,23 @@ inline Problem make_problem(const Shape& s, const std::string& mask, Dtype dtype
   return p;
 }
 
+// A causal window of `width` keys whose place moves back by head_shift keys per head and batch_shift per
+// batch: a mask with no closed form that differs per (batch, head), so kernels must keep one block map
+// or byte plane per head.
+class ShiftedWindow final : public Mask {
+ public:
+  ShiftedWindow(MaskShape s, std::int64_t head_shift, std::int64_t batch_shift, std::int64_t width)
+      : Mask("test_shifted_window", Params{}, s), head_shift_(head_shift), batch_shift_(batch_shift), width_(width) {}
+  bool allowed(std::int64_t b, std::int64_t h, std::int64_t q, std::int64_t k) const override {
+    const std::int64_t at = q + shape().offset() - head_shift_ * h - batch_shift_ * b;
+    return k <= at && k > at - width_;
+  }
+  bool varies_with_batch_or_head() const override { return true; }
+
+ private:
+  std::int64_t head_shift_, batch_shift_, width_;
+};
+
 inline const Method& method_named(const std::string& name) {
   const Method* m = MethodRegistry::instance().find(name);
   if (!m) throw std::runtime_error("method '" + name + "' is not registered");

@@ -433,20 +433,22 @@ void sync_warp(unsigned mask) {
       "__syncwarp", [](const std::array<const void*, 32>&, const std::array<void*, 32>&) {}, &in, &out);
 }
 
-std::uint32_t shfl_xor(unsigned mask, std::uint32_t value, int lane_mask) {
-  require_full_mask(mask, "__shfl_xor_sync");
-  const ShflIn in{value, lane_mask};
+namespace {
+std::uint32_t shuffle(const char* what, Compute compute, unsigned mask, std::uint32_t value, int lane) {
+  require_full_mask(mask, what);
+  const ShflIn in{value, lane};
   std::uint32_t out = 0;
-  collective("__shfl_xor_sync", compute_shfl_xor, &in, &out);
+  collective(what, compute, &in, &out);
   return out;
+}
+}  // namespace
+
+std::uint32_t shfl_xor(unsigned mask, std::uint32_t value, int lane_mask) {
+  return shuffle("__shfl_xor_sync", compute_shfl_xor, mask, value, lane_mask);
 }
 
 std::uint32_t shfl(unsigned mask, std::uint32_t value, int src_lane) {
-  require_full_mask(mask, "__shfl_sync");
-  const ShflIn in{value, src_lane};
-  std::uint32_t out = 0;
-  collective("__shfl_sync", compute_shfl, &in, &out);
-  return out;
+  return shuffle("__shfl_sync", compute_shfl, mask, value, src_lane);
 }
 
 void mma_m16n8k16(MmaType type, float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {

@@ -4,13 +4,13 @@
 // (threadIdx, __global__, ...) that would break headers included after it.
 //
 // The primitives of kernels/cuda/mma_primitives.cuh and the conversions of kernels/cuda/elements.cuh are
-// mirrored in namespace attnbench::cuda with the
-// same names and signatures; Mma<T> is specialised for the emulator's storage types emu::Half and
-// emu::Bf16, which stand for __half and __nv_bfloat16.
+// mirrored in namespace attnbench::cuda with the same names and signatures; emu::Half and emu::Bf16
+// stand for __half and __nv_bfloat16.
 #pragma once
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "attnbench/dtype.hpp"
 #include "support/warp_emulator.hpp"
@@ -67,29 +67,6 @@ T max(T a, T b) {
 
 namespace attnbench::cuda {
 
-template <class T>
-struct Mma;
-
-template <>
-struct Mma<emu::Half> {
-  static unsigned pack(float lo, float hi) {
-    return static_cast<unsigned>(float_to_fp16(lo)) | (static_cast<unsigned>(float_to_fp16(hi)) << 16);
-  }
-  static void run(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    emu::mma_m16n8k16(emu::MmaType::f16, c, a, b0, b1);
-  }
-};
-
-template <>
-struct Mma<emu::Bf16> {
-  static unsigned pack(float lo, float hi) {
-    return static_cast<unsigned>(float_to_bf16(lo)) | (static_cast<unsigned>(float_to_bf16(hi)) << 16);
-  }
-  static void run(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    emu::mma_m16n8k16(emu::MmaType::bf16, c, a, b0, b1);
-  }
-};
-
 // kernels/cuda/elements.cuh
 inline float to_float(float x) { return x; }
 inline float to_float(emu::Half x) { return fp16_to_float(x.bits); }
@@ -108,6 +85,20 @@ template <>
 inline emu::Bf16 from_float<emu::Bf16>(float x) {
   return {float_to_bf16(x)};
 }
+
+// The tensor-core kernel's Mma<T> for the emulator's storage types (emu::Half for __half, emu::Bf16 for
+// __nv_bfloat16).
+template <class T>
+struct Mma {
+  static_assert(std::is_same_v<T, emu::Half> || std::is_same_v<T, emu::Bf16>, "mma.sync takes fp16 or bf16");
+  static constexpr emu::MmaType kType = std::is_same_v<T, emu::Half> ? emu::MmaType::f16 : emu::MmaType::bf16;
+  static unsigned pack(float lo, float hi) {
+    return static_cast<unsigned>(from_float<T>(lo).bits) | (static_cast<unsigned>(from_float<T>(hi).bits) << 16);
+  }
+  static void run(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    emu::mma_m16n8k16(kType, c, a, b0, b1);
+  }
+};
 
 inline void cp_async16(void* dst, const void* src, bool valid) { emu::cp_async16(dst, src, valid); }
 inline void cp_async_commit() { emu::cp_async_commit(); }

@@ -16,6 +16,7 @@
 #include "attnbench/problem.hpp"
 #include "attnbench/tensor.hpp"
 #include "datasets/generators.hpp"
+#include "support/oracle_checks.hpp"
 #include "support/problems.hpp"
 
 namespace attnbench::testing {
@@ -213,16 +214,6 @@ inline const std::vector<Shape>& dynamic_sparse_shapes() {
   return all;
 }
 
-// `out` equals the float64 reference within the dtype's tolerance, and is exactly zero wherever the
-// reference is (rows that see no key).
-inline void check_matches_reference(const Tensor& out, const Tensor& ref, Dtype dtype) {
-  const double err = relative_l2(out, ref);
-  INFO("relative L2 error " << err);
-  CHECK(err <= (dtype == Dtype::f32 ? 1e-5 : 1e-2));
-  for (std::int64_t i = 0; i < out.numel(); ++i)
-    if (ref.get(i) == 0.0) REQUIRE(out.get(i) == 0.0);
-}
-
 // Rows compared against a selection oracle and rows skipped as near-ties, over a sweep.
 struct NearTieTally {
   std::int64_t compared = 0, ambiguous = 0;
@@ -276,6 +267,18 @@ struct BlockMethodUnderTest {
   }
   json params(std::int64_t block, std::int64_t topk) const { return {{block_param, block}, {topk_param, topk}}; }
 };
+
+// moba (kernels/cpu/moba.cpp): blocks scored by q·mean(keys), the own block one of the topk and, without a
+// causal mask, forced. Its CPU tests, its CUDA tests and the emulated CUDA path all check against this rule.
+inline const BlockMethodUnderTest& moba_under_test() {
+  static const BlockMethodUnderTest m{"moba",
+                                      "block",
+                                      "topk",
+                                      BlockScore::mean_key,
+                                      /*own_in_budget=*/true,
+                                      /*own_without_causal=*/true};
+  return m;
+}
 
 // With more blocks chosen than there are, the method is exact attention, over the shapes and blocks
 // of 1, 7 and 64 keys.

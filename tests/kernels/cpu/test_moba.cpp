@@ -11,15 +11,7 @@ using namespace attnbench;
 
 namespace {
 
-const testing::BlockMethodUnderTest& method() {
-  static const testing::BlockMethodUnderTest m{"moba",
-                                               "block",
-                                               "topk",
-                                               testing::BlockScore::mean_key,
-                                               /*own_in_budget=*/true,
-                                               /*own_without_causal=*/true};
-  return m;
-}
+const testing::BlockMethodUnderTest& method() { return testing::moba_under_test(); }
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include "datasets/generators.hpp"
 #include "kernels/cpu/dynamic_sparse_oracle.hpp"
 #include "kernels/cuda_emulated/emulated_kernels.hpp"
+#include "support/oracle_checks.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
@@ -25,25 +26,7 @@ void check_fp32(const Problem& p, std::uint64_t seed) {
   INFO(p.describe() << " Dv" << p.value_dim << " mask " << p.mask->name() << " seed " << seed);
   const Inputs in = datasets::gaussian_inputs(p, seed);
   const Tensor ref = testing::run_method("reference", p, in);
-  const Tensor out = run_flash(p, *p.mask, in, Way{}).out;
-  const double err = testing::relative_l2(out, ref);
-  INFO("relative L2 error " << err << ", expected at most 1e-5");
-  CHECK(err <= 1e-5);
-  for (std::int64_t i = 0; i < out.numel(); ++i)
-    if (ref.get(i) == 0.0) {
-      INFO("element " << i << " of a row that sees no key: expected 0, got " << out.get(i));
-      REQUIRE(out.get(i) == 0.0);
-    }
-}
-
-testing::BlockRule moba_rule(std::int64_t block, std::int64_t topk) {
-  testing::BlockRule r;
-  r.block = block;
-  r.topk = topk;
-  r.score = testing::BlockScore::mean_key;
-  r.own_in_budget = true;
-  r.own_without_causal = true;
-  return r;
+  testing::check_matches_reference(run_flash(p, *p.mask, in, Way{}).out, ref, Dtype::f32);
 }
 
 }  // namespace
@@ -86,11 +69,11 @@ TEST_CASE("emulated CUDA moba (gate, then flash) equals the float64 MoBA definit
     const Inputs in = datasets::gaussian_inputs(p, seed++);
     const cuda::MobaSetup setup{c.block, c.topk};
     const testing::emulated::FlashRun run = run_flash(p, *p.mask, in, Way{}, &setup);
-    const testing::OracleResult oracle = testing::block_oracle(p, in, moba_rule(c.block, c.topk));
+    const testing::OracleResult oracle = testing::block_oracle(p, in, testing::moba_under_test().rule(c.block, c.topk));
     std::int64_t rows = 0;
     const double err = testing::relative_l2_unambiguous(p, run.out, oracle, &rows);
     INFO("relative L2 error against the float64 definition over " << rows << " rows: " << err);
-    CHECK(err <= (dtype == Dtype::f32 ? 1e-5 : 1e-2));
+    CHECK(err <= testing::oracle_tolerance(dtype));
     CHECK(rows > 0);
     compared += rows;
     // Every selection word was written (the gate's output buffer starts as 0xdeadbeef).

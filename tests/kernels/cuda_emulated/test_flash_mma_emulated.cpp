@@ -14,10 +14,12 @@
 
 #include "datasets/generators.hpp"
 #include "kernels/cuda_emulated/emulated_kernels.hpp"
+#include "support/oracle_checks.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
 using attnbench::testing::Shape;
+using attnbench::testing::emulated::run_flash;
 using attnbench::testing::emulated::Way;
 
 namespace {
@@ -29,12 +31,6 @@ constexpr Way kAhead{true, emu::CopyLanding::at_issue, emu::Schedule::warp_by_wa
 constexpr Way kBehind{true, emu::CopyLanding::at_issue, emu::Schedule::reversed_warps};
 constexpr Way kPlain{false, emu::CopyLanding::at_wait, emu::Schedule::warp_by_warp};
 
-testing::emulated::FlashRun run_emulated(const Problem& p, const Mask& mask, const Inputs& in, const Way& way,
-                                         const cuda::MobaSetup* moba = nullptr,
-                                         const std::vector<std::uint32_t>* sel = nullptr) {
-  return testing::emulated::run_flash(p, mask, in, way, moba, sel);
-}
-
 bool same_bits(const Tensor& a, const Tensor& b) {
   return a.nbytes() == b.nbytes() && std::memcmp(a.data(), b.data(), a.nbytes()) == 0;
 }
@@ -42,43 +38,23 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 // The pipelined kernel against the oracle; the same kernel with its copies landing early under the two
 // skewed schedules, and the plain kernel (flash_sync), must give the same bits: the same fragments reach
 // the same mma in the same order, however and whenever they were loaded.
-void check_kernel(const Problem& p, const Mask& mask, std::uint64_t seed) {
-  INFO(p.describe() << " mask " << mask.name() << " seed " << seed);
+void check_kernel(const Problem& p, std::uint64_t seed) {
+  INFO(p.describe() << " mask " << p.mask->name() << " seed " << seed);
   const Inputs in = datasets::gaussian_inputs(p, seed);
-  Problem oracle = p;
-  oracle.mask = std::shared_ptr<const Mask>(std::shared_ptr<const Mask>{}, &mask);  // not owned
-  const Tensor ref = testing::run_method("reference", oracle, in);
-  const auto late = run_emulated(p, mask, in, kLockstep);
-  const auto ahead = run_emulated(p, mask, in, kAhead);
-  const auto behind = run_emulated(p, mask, in, kBehind);
-  const auto plain = run_emulated(p, mask, in, kPlain);
+  const Tensor ref = testing::run_method("reference", p, in);
+  const auto late = run_flash(p, *p.mask, in, kLockstep);
+  const auto ahead = run_flash(p, *p.mask, in, kAhead);
+  const auto behind = run_flash(p, *p.mask, in, kBehind);
+  const auto plain = run_flash(p, *p.mask, in, kPlain);
   CHECK(late.stats.async_copies > 0);
   CHECK(plain.stats.async_copies == 0);
   // The K and V tiles' rows are padded by 8 elements so that ldmatrix reads them without bank conflicts.
   CHECK(late.stats.ldmatrix_bank_conflicts == 0);
-  const double err = testing::relative_l2(late.out, ref);
-  INFO("relative L2 error of the pipelined kernel " << err << ", expected at most 1e-2");
-  CHECK(err <= 1e-2);
+  testing::check_matches_reference(late.out, ref, p.dtype);  // fp16/bf16: within 1e-2
   CHECK(same_bits(late.out, ahead.out));
   CHECK(same_bits(late.out, behind.out));
   CHECK(same_bits(late.out, plain.out));
-  for (std::int64_t i = 0; i < late.out.numel(); ++i) {
-    if (ref.get(i) != 0.0) continue;
-    INFO("element " << i << " of a row that sees no key: expected 0, got " << late.out.get(i));
-    REQUIRE(late.out.get(i) == 0.0);
-  }
 }
-
-// A window whose place shifts with batch and head, so the lowering keeps one block map per (batch, head).
-class ShiftedWindow final : public Mask {
- public:
-  explicit ShiftedWindow(MaskShape s) : Mask("test_shifted_window", Params{}, s) {}
-  bool allowed(std::int64_t b, std::int64_t h, std::int64_t q, std::int64_t k) const override {
-    const std::int64_t at = q + shape().offset() - 7 * h - 3 * b;
-    return k <= at && k > at - 45;
-  }
-  bool varies_with_batch_or_head() const override { return true; }
-};
 
 // Queries before `first` see nothing (whole query tiles with an empty tile list), the others causally.
 class LateQueries final : public Mask {
@@ -128,7 +104,7 @@ TEST_CASE("emulated tensor-core flash kernel matches the float64 reference, full
   std::uint64_t seed = 501;
   for (const Shape& s : shapes) {
     const Problem p = testing::make_problem(s, mask, dtype);
-    check_kernel(p, *p.mask, seed++);
+    check_kernel(p, seed++);
   }
 }
 
@@ -138,13 +114,13 @@ TEST_CASE("emulated tensor-core flash kernel follows lowered masks: documents an
   const std::int64_t d = GENERATE(64, 256);  // key tiles of 64 and of 32
   Problem p = testing::make_problem({1, 2, 1, 150, 150, d, d}, "full", dtype);
   p.mask = make_mask("document", {{"doc_lens", "50,70,7,23"}, {"causal", true}}, p.mask_shape());
-  check_kernel(p, *p.mask, 601);
+  check_kernel(p, 601);
   Problem w = testing::make_problem({2, 2, 1, 130, 170, d, d}, "full", dtype);
-  w.mask = std::make_shared<const ShiftedWindow>(w.mask_shape());
-  check_kernel(w, *w.mask, 602);
+  w.mask = std::make_shared<const testing::ShiftedWindow>(w.mask_shape(), 7, 3, 45);
+  check_kernel(w, 602);
   Problem late = testing::make_problem({1, 2, 1, 200, 200, d, d}, "full", dtype);
   late.mask = std::make_shared<const LateQueries>(late.mask_shape(), 130);  // query tiles 0 and 1: nothing
-  check_kernel(late, *late.mask, 603);
+  check_kernel(late, 603);
 }
 
 TEST_CASE("emulated tensor-core flash kernel follows MoBA selections", "[cuda_emulated][flash][moba]") {
@@ -169,9 +145,9 @@ TEST_CASE("emulated tensor-core flash kernel follows MoBA selections", "[cuda_em
   // The kernel runs p (full or causal plus the selection); the oracle runs the selection as a mask.
   const Inputs in = datasets::gaussian_inputs(p, 701);
   const Tensor ref = testing::run_method("reference", oracle, in);
-  const auto late = run_emulated(p, *p.mask, in, kLockstep, &moba, &sel);
-  const auto ahead = run_emulated(p, *p.mask, in, kAhead, &moba, &sel);
-  const auto plain = run_emulated(p, *p.mask, in, kPlain, &moba, &sel);
+  const auto late = run_flash(p, *p.mask, in, kLockstep, &moba, &sel);
+  const auto ahead = run_flash(p, *p.mask, in, kAhead, &moba, &sel);
+  const auto plain = run_flash(p, *p.mask, in, kPlain, &moba, &sel);
   const double err = testing::relative_l2(late.out, ref);
   INFO("relative L2 error " << err);
   CHECK(err <= 1e-2);

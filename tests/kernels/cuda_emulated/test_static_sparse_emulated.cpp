@@ -8,22 +8,12 @@
 #include "datasets/generators.hpp"
 #include "kernels/cpu/sparse_static.hpp"
 #include "kernels/cuda_emulated/emulated_kernels.hpp"
+#include "support/oracle_checks.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
 
 namespace {
-
-void check_close(const Tensor& out, const Tensor& ref, double tol, const char* against) {
-  const double err = testing::relative_l2(out, ref);
-  INFO("relative L2 error against " << against << ": " << err << ", expected at most " << tol);
-  CHECK(err <= tol);
-  for (std::int64_t i = 0; i < out.numel(); ++i)
-    if (ref.get(i) == 0.0) {
-      INFO("element " << i << " of a row that sees no key: expected 0, got " << out.get(i));
-      REQUIRE(out.get(i) == 0.0);
-    }
-}
 
 void check_static_sparse(const std::string& method, const Problem& p, const json& given, std::uint64_t seed) {
   INFO(method << " " << given.dump() << " on " << p.describe() << " mask " << p.mask->name());
@@ -33,11 +23,16 @@ void check_static_sparse(const std::string& method, const Problem& p, const json
   const auto composed = kernels::compose_pattern(p, method, params, pattern_causal);
   const Inputs in = datasets::gaussian_inputs(p, seed);
   const Tensor out = testing::emulated::run_flash(p, *composed, in, {}).out;
-  const double tol = p.dtype == Dtype::f32 ? 1e-5 : 1e-2;
   Problem oracle = p;
   oracle.mask = intersect_masks(p.mask, make_mask(method, given, p.mask_shape()));
-  check_close(out, testing::run_method("reference", oracle, in), tol, "the float64 oracle");
-  if (p.dtype != Dtype::f16) check_close(out, testing::run_method(method, p, in, given), tol, "the CPU method");
+  {
+    INFO("against the float64 oracle");
+    testing::check_matches_reference(out, testing::run_method("reference", oracle, in), p.dtype);
+  }
+  if (p.dtype != Dtype::f16) {
+    INFO("against the CPU method");
+    testing::check_matches_reference(out, testing::run_method(method, p, in, given), p.dtype);
+  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "attnbench/dtype.hpp"
 #include "support/warp_emulator.hpp"
+#include "support/warp_registers.hpp"
 
 using namespace attnbench;
 using Catch::Matchers::Contains;
@@ -156,33 +157,18 @@ TEST_CASE("warp emulator: ldmatrix and mma.sync m16n8k16 compute a 16x16 by 16x8
     for (auto& x : row) x = narrow(normal(rng));
   for (auto& row : b)
     for (auto& x : row) x = narrow(normal(rng));
+  const testing::WarpRegisters r = testing::warp_registers_emulated(a, b, type);
   float d[16][8] = {};
-  emu::launch({1, 1, 1}, 32, sizeof(a) + sizeof(b), [&] {
-    auto* sa = reinterpret_cast<std::uint16_t*>(emu::dynamic_shared());
-    std::uint16_t* sb = sa + 16 * 16;
-    const unsigned lane = emu::thread_index().x;
-    if (lane == 0) {
-      std::memcpy(sa, a, sizeof(a));
-      std::memcpy(sb, b, sizeof(b));
-    }
-    emu::sync_threads();
-    // A: matrices (rows 0-7, cols 0-7), (rows 8-15, cols 0-7), (rows 0-7, cols 8-15), (rows 8-15, cols 8-15).
-    unsigned af[4], bf[4];
-    emu::ldmatrix_x4(af, sa + (lane % 16) * 16 + (lane / 16) * 8, false);
-    // B transposed: matrices of k rows 0-7 and 8-15 (twice, for x4).
-    emu::ldmatrix_x4(bf, sb + (lane % 16) * 8, true);
-    float c[4] = {0.5f, -0.5f, 0.25f, 1.0f};
-    emu::mma_m16n8k16(type, c, af, bf[0], bf[1]);
-    const unsigned g = lane / 4, t = lane % 4;
-    d[g][2 * t] = c[0];
-    d[g][2 * t + 1] = c[1];
-    d[g + 8][2 * t] = c[2];
-    d[g + 8][2 * t + 1] = c[3];
-  });
-  const float c0[4] = {0.5f, -0.5f, 0.25f, 1.0f};
+  for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane / 4, t = lane % 4;
+    d[g][2 * t] = r.d[lane][0];
+    d[g][2 * t + 1] = r.d[lane][1];
+    d[g + 8][2 * t] = r.d[lane][2];
+    d[g + 8][2 * t + 1] = r.d[lane][3];
+  }
   for (int m = 0; m < 16; ++m)
     for (int n = 0; n < 8; ++n) {
-      double want = c0[(m >= 8 ? 2 : 0) + n % 2];
+      double want = testing::kWarpRegistersC[(m >= 8 ? 2 : 0) + n % 2];
       for (int k = 0; k < 16; ++k) want += static_cast<double>(widen(a[m][k])) * widen(b[k][n]);
       INFO("D[" << m << "][" << n << "]");
       CHECK(d[m][n] == Approx(want).margin(1e-5));

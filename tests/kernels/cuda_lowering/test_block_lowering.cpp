@@ -16,17 +16,6 @@ using namespace attnbench;
 
 namespace {
 
-// A window whose place shifts with the head: the lowering must keep one map per (batch, head).
-class HeadShiftedWindow final : public Mask {
- public:
-  explicit HeadShiftedWindow(MaskShape s) : Mask("test_head_window", Params{}, s) {}
-  bool allowed(std::int64_t b, std::int64_t h, std::int64_t q, std::int64_t k) const override {
-    const std::int64_t at = q + shape().offset() - 5 * h - 2 * b;
-    return k <= at && k > at - 23;
-  }
-  bool varies_with_batch_or_head() const override { return true; }
-};
-
 struct Counts {
   std::int64_t allowed = 0, listed_full = 0, listed_partial = 0;
 };
@@ -94,7 +83,7 @@ TEST_CASE("lowered masks allow exactly what Mask::allowed allows", "[cuda][lower
       check_lowering(*make_mask("document", {{"doc_lens", "13,40,7"}, {"causal", true}}, shape), bq, bk);
       if (lk >= 3)  // a seeded split of 3 documents needs 3 tokens
         check_lowering(*make_mask("document", {{"documents", 3}, {"seed", 5}, {"causal", false}}, shape), bq, bk);
-      check_lowering(HeadShiftedWindow(shape), bq, bk);
+      check_lowering(testing::ShiftedWindow(shape, 5, 2, 23), bq, bk);
     }
 }
 
