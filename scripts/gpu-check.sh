@@ -3,7 +3,7 @@
 # bundle (scripts/make-device-bundle.sh) or else configures and builds with CUDA, runs the CUDA tests, runs
 # suites/gpu.json twice on the device (cut to L <= 8K with a bundle, 2K when building, to fit a lent
 # machine's time), the PyTorch baseline if torch is importable, and prints the device's
-# clocks, power and performance state; with time to spare, an ncu profile of flash and flash_sync at one
+# clocks, power and performance state; with time to spare, an ncu profile of flash, flash_q64 and flash_sync at one
 # shape (--clock-control none). It only reads GPU settings, never changes one (no nvidia-smi -pm, -ac,
 # -lgc, -pl, no MIG change, no ncu clock locking), and ends within GPU_CHECK_BUDGET_S (default 450 s).
 #
@@ -147,24 +147,31 @@ else
   echo "skipped: torch (with CUDA) or h5py is not importable by python3"
 fi
 
-step "profile of flash and flash_sync (ncu, clocks left alone; only with time to spare)"
+step "profile of flash, flash_q64 and flash_sync (ncu, clocks left alone; only with time to spare)"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ -n "$NCU" ] && [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
-  cat >"$WORK/profile.json" <<'EOF'
+  : >"$OUT/ncu.txt"
+  # One manifest per variant and the first launch of each: one ncu run would see only the first method's.
+  for variant in 'flash:{}' 'flash_q64:{"warp_rows": 16}' 'flash_sync:{}'; do
+    label=${variant%%:*} params=${variant#*:} name=${label%_q64}
+    cat >"$WORK/profile-$label.json" <<EOF
 {"name": "profile", "seed": 5, "device": "cuda",
  "timing": {"warmup": 1, "min_samples": 1, "max_samples": 1, "max_time_s": 0},
- "methods": [{"name": "flash"}, {"name": "flash_sync"}],
+ "methods": [{"name": "$name", "label": "$label", "params": $params}],
  "tasks": [{"name": "synthetic", "params": {"batch": 4, "heads": 16, "seq_len": 4096, "check_every": 64,
             "head_dim": 128, "dtype": "bf16", "causal": false}}]}
 EOF
-  # --clock-control none: ncu would otherwise lock the clocks to base for the profile.
-  within 10 "$NCU" --clock-control none --target-processes all --kernel-name regex:flash_mma_kernel -c 2 \
-    --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
-    --section ComputeWorkloadAnalysis "$CLI" run "$WORK/profile.json" --device cuda --overwrite -q \
-    -o "$WORK/profile.h5" >"$OUT/ncu.txt" 2>&1
-  echo "ncu exit code $? (report in $OUT/ncu.txt)"
-  grep -E "flash_mma_kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Bank Conflicts" \
-    "$OUT/ncu.txt" | head -30
+    echo "== $label" >>"$OUT/ncu.txt"
+    # --clock-control none: ncu would otherwise lock the clocks to base for the profile.
+    within 40 "$NCU" --clock-control none --target-processes all --kernel-name regex:flash_mma_kernel -c 1 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+      --section ComputeWorkloadAnalysis "$CLI" run "$WORK/profile-$label.json" --device cuda --overwrite -q \
+      -o "$WORK/profile-$label.h5" >>"$OUT/ncu.txt" 2>&1
+    echo "ncu ($label) exit code $?"
+  done
+  echo "(report in $OUT/ncu.txt)"
+  grep -E "^== |Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Bank Conflicts" \
+    "$OUT/ncu.txt" | head -45
 else
   echo "skipped (${NCU:-no ncu}; $(left) s left)"
 fi

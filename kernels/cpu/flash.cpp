@@ -28,7 +28,11 @@ class Flash final : public Method {
     m.summary = "exact attention, tiled with an online softmax: no L×L matrix, O(L) memory (CPU, fp32/bf16)";
     m.reference = "Dao et al., FlashAttention (2022); Dao, FlashAttention-2 (2023)";
     m.params = {ParamSpec::integer("block_q", 64, 8, 512, "queries per tile (one work item per query tile)"),
-                ParamSpec::integer("block_k", 128, 16, 1024, "keys per tile streamed through the online softmax")};
+                ParamSpec::integer("block_k", 128, 16, 1024, "keys per tile streamed through the online softmax"),
+                ParamSpec::integer("warp_rows", 0, 0, 32,
+                                   "CUDA tensor-core kernel only (fp16/bf16; the CPU ignores it): query rows per warp, "
+                                   "16 (64-query tiles) or 32 (128-query tiles, head_dim <= 128); 0: 32 where "
+                                   "head_dim <= 128, else 16")};
     m.backends = {"cpu"};
     return m;
   }

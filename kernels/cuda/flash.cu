@@ -32,6 +32,11 @@ std::string flash_cuda_refusal(const std::string& method, const Problem& p) {
     default:
       return method + " on CUDA computes from fp16, bf16 or fp32 inputs, not " + std::string(to_string(p.dtype));
   }
+  if (!(p.scale > 0))
+    return method +
+           " on CUDA folds the softmax scale into the exponent after taking the row maximum: the scale must "
+           "be positive, not " +
+           std::to_string(p.scale);
   if (p.batch * p.heads > 65535)
     return method + " on CUDA launches one grid row per (batch, head): batch·heads must not exceed 65535, not " +
            std::to_string(p.batch * p.heads);
@@ -41,9 +46,9 @@ std::string flash_cuda_refusal(const std::string& method, const Problem& p) {
 }
 
 FlashDevicePlan::FlashDevicePlan(const Problem& p, std::shared_ptr<const Mask> mask, const MobaSetup* moba,
-                                 bool pipelined)
+                                 FlashKernel kernel)
     : DevicePlan(p, p.dtype), mask_(std::move(mask)) {
-  args_ = flash_args_for(p, *mask_, moba, pipelined, lowered_);
+  args_ = flash_args_for(p, *mask_, moba, kernel, lowered_);
   if (moba) moba_ = *moba;
 }
 
@@ -99,14 +104,20 @@ namespace {
 
 class FlashCuda final : public DeviceImpl {
  public:
-  Support supports(const Problem& p, const Params&, const Device& d) const override {
+  Support supports(const Problem& p, const Params& params, const Device& d) const override {
     if (d.is_cpu()) return Support::no("flash's CUDA implementation runs on CUDA devices only");
     if (const std::string why = flash_cuda_refusal("flash", p); !why.empty()) return Support::no(why);
+    if (p.dtype != Dtype::f32)
+      if (const std::string why = flash_mma_warp_rows_refusal(p.head_dim, true, params.integer("warp_rows"));
+          !why.empty())
+        return Support::no("flash on CUDA: " + why);
     return Support::yes();
   }
-  // block_q and block_k are the CPU kernel's tiles; the CUDA kernels use their own fixed tiles.
-  std::unique_ptr<Plan> plan(const Problem& p, const Params&, const Device&) const override {
-    return std::make_unique<FlashDevicePlan>(p, p.mask);
+  // block_q and block_k are the CPU kernel's tiles; the CUDA kernels take warp_rows (the query tile is four
+  // warps' rows) and fix their key tiles by head dim.
+  std::unique_ptr<Plan> plan(const Problem& p, const Params& params, const Device&) const override {
+    return std::make_unique<FlashDevicePlan>(p, p.mask, nullptr,
+                                             FlashKernel{true, static_cast<int>(params.integer("warp_rows"))});
   }
 };
 
@@ -126,7 +137,7 @@ class FlashSyncCuda final : public DeviceImpl {
     return Support::yes();
   }
   std::unique_ptr<Plan> plan(const Problem& p, const Params&, const Device&) const override {
-    return std::make_unique<FlashDevicePlan>(p, p.mask, nullptr, false);
+    return std::make_unique<FlashDevicePlan>(p, p.mask, nullptr, FlashKernel{false, 16});
   }
 };
 

@@ -15,7 +15,7 @@
 namespace attnbench::cuda {
 
 // fp16/bf16 inputs, head_dim == value_dim in {64, 128, 256}: tensor cores (mma.sync m16n8k16), fp32
-// accumulation and online softmax, output in the input dtype; a.pipelined picks the variant.
+// accumulation and online softmax, output in the input dtype; a.pipelined and a.warp_rows pick the variant.
 void launch_flash_mma(const FlashArgs& a, Dtype dtype, cudaStream_t s);
 // fp32 inputs, any head_dim and value_dim up to 256: CUDA cores, one warp per query.
 void launch_flash_fp32(const FlashArgs& a, cudaStream_t s);
@@ -29,9 +29,9 @@ std::string flash_cuda_refusal(const std::string& method, const Problem& p);
 // with `moba` set, the mask must be full or causal and the keys are chosen per query by MoBA's gate.
 class FlashDevicePlan final : public DevicePlan {
  public:
-  // pipelined = false: the plain tensor-core kernel (method flash_sync), the pipelined one's same-run peer.
+  // kernel: which tensor-core kernel runs fp16/bf16 (FlashKernel; {false, 16} is flash_sync's plain one).
   FlashDevicePlan(const Problem& p, std::shared_ptr<const Mask> mask, const MobaSetup* moba = nullptr,
-                  bool pipelined = true);
+                  FlashKernel kernel = {});
   void prepare(const Inputs& in) override;
   void run(const Inputs& in, Tensor& out) override;
   Counters counters() const override;

@@ -8,6 +8,7 @@
 
 #include "attnbench/catalog.hpp"
 #include "attnbench/method.hpp"
+#include "kernels/cuda/flash_args.hpp"
 #include "support/problems.hpp"
 
 using namespace attnbench;
@@ -34,8 +35,7 @@ TEST_CASE("cublas lists the cuda backend only; dense and decode_splitk list cpu 
                                  Catch::Contains("decode_splitk [decode; backends: cpu, cuda]"));
 }
 
-TEST_CASE("flash_sync is GPU-only, takes fp16 and bf16, and the CPU refuses it with a sentence",
-          "[cuda][methods]") {
+TEST_CASE("flash_sync is GPU-only, takes fp16 and bf16, and the CPU refuses it with a sentence", "[cuda][methods]") {
   const MethodRegistry& reg = MethodRegistry::instance();
   CHECK(reg.backends("flash_sync") == kCudaOnly);
   const DeviceImpl* impl = reg.impl("flash_sync", Device::Kind::cuda);
@@ -56,6 +56,55 @@ TEST_CASE("flash_sync is GPU-only, takes fp16 and bf16, and the CPU refuses it w
   const Support d96 = impl->supports(testing::make_problem({1, 2, 2, 16, 16, 96, 96}, "full", Dtype::f16), params, gpu);
   CHECK_FALSE(d96);
   CHECK_THAT(d96.reason, Catch::Contains("head_dim 64, 128 or 256"));
+}
+
+TEST_CASE("flash on CUDA takes warp_rows 0, 16 or 32, and 32 only where the accumulators fit", "[cuda][methods]") {
+  const DeviceImpl* impl = MethodRegistry::instance().impl("flash", Device::Kind::cuda);
+  REQUIRE(impl != nullptr);
+  const Device gpu{Device::Kind::cuda, 0};
+  const auto params = [](std::int64_t rows) {
+    return complete_params(testing::method_named("flash").info().params, {{"warp_rows", rows}});
+  };
+  const auto problem = [](std::int64_t d, Dtype dtype) {
+    return testing::make_problem({1, 2, 2, 16, 16, d, d}, "causal", dtype);
+  };
+  for (const std::int64_t rows : {0, 16, 32}) {
+    CHECK(impl->supports(problem(64, Dtype::bf16), params(rows), gpu));
+    CHECK(impl->supports(problem(128, Dtype::f16), params(rows), gpu));
+  }
+  CHECK(impl->supports(problem(256, Dtype::bf16), params(0), gpu));  // the default is 16 there
+  CHECK(impl->supports(problem(256, Dtype::bf16), params(16), gpu));
+  const Support wide = impl->supports(problem(256, Dtype::bf16), params(32), gpu);
+  CHECK_FALSE(wide);
+  CHECK_THAT(wide.reason, Catch::Contains("warp_rows 32 needs head_dim <= 128"));
+  const Support odd = impl->supports(problem(64, Dtype::bf16), params(8), gpu);
+  CHECK_FALSE(odd);
+  CHECK_THAT(odd.reason, Catch::Contains("warp_rows must be 0 (the default for the head dim), 16 or 32, not 8"));
+  CHECK(impl->supports(problem(256, Dtype::f32), params(32), gpu));  // the fp32 kernel has no warp rows
+  Problem negative = problem(64, Dtype::bf16);
+  negative.scale = -0.125;  // the kernels take the row maximum of unscaled scores
+  const Support neg = impl->supports(negative, params(0), gpu);
+  CHECK_FALSE(neg);
+  CHECK_THAT(neg.reason, Catch::Contains("the scale must be positive"));
+
+  // What the kernels are given: the query tile is four warps' rows; flash_sync's plain kernel has 16.
+  cuda::LoweredMask lowered;
+  const Problem d64 = problem(64, Dtype::bf16), d256 = problem(256, Dtype::bf16);
+  CHECK(cuda::flash_args_for(d64, *d64.mask, nullptr, {}, lowered).block_q == 128);
+  CHECK(cuda::flash_args_for(d64, *d64.mask, nullptr, {true, 16}, lowered).block_q == 64);
+  CHECK(cuda::flash_args_for(d64, *d64.mask, nullptr, {false, 0}, lowered).block_q == 64);
+  CHECK(cuda::flash_args_for(d256, *d256.mask, nullptr, {}, lowered).block_q == 64);
+  CHECK_THROWS_WITH(cuda::flash_args_for(d256, *d256.mask, nullptr, {true, 32}, lowered),
+                    Catch::Contains("warp_rows 32 needs head_dim <= 128"));
+  CHECK_THROWS_WITH(cuda::flash_args_for(d64, *d64.mask, nullptr, {false, 32}, lowered),
+                    Catch::Contains("16 query rows per warp only"));
+  // A lowered mask is lowered for the kernel's query tile.
+  Problem doc = problem(64, Dtype::bf16);
+  doc.mask = make_mask("document", {{"doc_lens", "5,11"}, {"causal", true}}, doc.mask_shape());
+  const cuda::FlashArgs a = cuda::flash_args_for(doc, *doc.mask, nullptr, {}, lowered);
+  CHECK(a.mode == cuda::MaskMode::tiles);
+  CHECK(lowered.block_q == 128);
+  CHECK(a.warp_rows == 32);
 }
 
 TEST_CASE("the CPU refuses cublas with a sentence and has no plan for it", "[cuda][methods]") {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The register-heavy CUDA kernels compile without spills or a stack frame: every entry function of
-# kernels/cuda/flash_mma.cu (the tensor-core flash kernel's 24 instances) and decode_splitk.cu, for each
+# kernels/cuda/flash_mma.cu (the tensor-core flash kernel's 32 instances) and decode_splitk.cu, for each
 # architecture given, as ptxas reports it (-Xptxas -v). A spill turns shared-memory and register traffic
 # into local-memory traffic and slows the kernel without changing a result, so the emulated and device
 # tests cannot see it; this can.

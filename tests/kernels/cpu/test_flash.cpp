@@ -132,11 +132,13 @@ TEST_CASE("flash declares its parameters, FLOPs and support", "[flash]") {
   const Method& m = testing::method_named("flash");
   const MethodInfo info = m.info();
   CHECK(info.family == Family::exact);
-  REQUIRE(info.params.size() == 2);
+  REQUIRE(info.params.size() == 3);
   CHECK(info.params[0].name == "block_q");
   CHECK(info.params[0].default_value == 64);
   CHECK(info.params[1].name == "block_k");
   CHECK(info.params[1].default_value == 128);
+  CHECK(info.params[2].name == "warp_rows");  // the CUDA tensor-core kernel's; the CPU ignores it
+  CHECK(info.params[2].default_value == 0);
   const Problem p = testing::make_problem({1, 8, 8, 512, 512, 64, 64}, "causal");
   const Params params = complete_params(info.params, json::object());
   CHECK(m.flops(p, params) == Approx(4.0 * 8 * 512 * 512 * 64 / 2));

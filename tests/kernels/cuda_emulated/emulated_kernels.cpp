@@ -29,19 +29,30 @@ namespace {
 
 namespace fm = cuda::flash_mma;
 
-template <class T, int D, bool kSparse, bool kPipelined>
+template <class T, int D, int M, bool kSparse, bool kPipelined>
 emu::LaunchStats launch_mma_instance(const cuda::FlashArgs& a, const emu::LaunchOptions& o) {
-  const emu::Dim3 grid{static_cast<unsigned>((a.q_len + cuda::kFlashBlockQ - 1) / cuda::kFlashBlockQ),
-                       static_cast<unsigned>(a.batch * a.heads), 1};
+  constexpr int BQ = fm::block_q<M>();
+  const emu::Dim3 grid{static_cast<unsigned>((a.q_len + BQ - 1) / BQ), static_cast<unsigned>(a.batch * a.heads), 1};
   if (grid.x == 0 || grid.y == 0) return {};
   return emu::launch(
-      grid, fm::kThreads, fm::smem_bytes<D, kPipelined>(2),
-      [&a] { fm::flash_mma_kernel<T, D, fm::block_k<D>(), kSparse, kPipelined>(a); }, o);
+      grid, fm::kThreads, fm::smem_bytes<D, M, kPipelined>(2),
+      [&a] { fm::flash_mma_kernel<T, D, fm::block_k<D, M>(), M, kSparse, kPipelined>(a); }, o);
+}
+
+// flash_mma.cu's launch_rows: 32 rows per warp for the pipelined kernel at D <= 128.
+template <class T, int D, bool kSparse, bool kPipelined>
+emu::LaunchStats launch_mma_rows(const cuda::FlashArgs& a, const emu::LaunchOptions& o) {
+  if constexpr (kPipelined && D <= 128) {
+    if (a.warp_rows == 32) return launch_mma_instance<T, D, 2, kSparse, kPipelined>(a, o);
+  }
+  if (a.warp_rows != 16)
+    throw std::logic_error("flash_mma: no kernel with " + std::to_string(a.warp_rows) + " rows per warp here");
+  return launch_mma_instance<T, D, 1, kSparse, kPipelined>(a, o);
 }
 
 template <class T, int D, bool kSparse>
 emu::LaunchStats launch_mma_variant(const cuda::FlashArgs& a, const emu::LaunchOptions& o) {
-  return a.pipelined ? launch_mma_instance<T, D, kSparse, true>(a, o) : launch_mma_instance<T, D, kSparse, false>(a, o);
+  return a.pipelined ? launch_mma_rows<T, D, kSparse, true>(a, o) : launch_mma_rows<T, D, kSparse, false>(a, o);
 }
 
 template <class T, int D>
@@ -53,6 +64,9 @@ emu::LaunchStats launch_mma_mode(const cuda::FlashArgs& a, const emu::LaunchOpti
 template <class T>
 emu::LaunchStats launch_mma(const cuda::FlashArgs& a, const emu::LaunchOptions& o) {
   if (a.head_dim != a.value_dim) throw std::logic_error("flash_mma: value_dim must equal head_dim");
+  if (a.block_q != cuda::kFlashWarps * a.warp_rows ||
+      (a.mode == cuda::MaskMode::tiles && a.block_k != cuda::flash_mma_block_k(a.head_dim, a.warp_rows)))
+    throw std::logic_error("flash_mma: the arguments were built for other tile sizes");
   switch (a.head_dim) {
     case 64:
       return launch_mma_mode<T, 64>(a, o);
@@ -174,7 +188,7 @@ void strided_gemm(const dp::StridedGemm& g, float alpha, const TA* a, const TB* 
 FlashRun run_flash(const Problem& p, const Mask& mask, const Inputs& in, const Way& way, const cuda::MobaSetup* moba,
                    const std::vector<std::uint32_t>* given_sel) {
   cuda::LoweredMask lowered;
-  cuda::FlashArgs a = cuda::flash_args_for(p, mask, moba, way.pipelined, lowered);
+  cuda::FlashArgs a = cuda::flash_args_for(p, mask, moba, {way.pipelined, way.warp_rows}, lowered);
   FlashRun r{make_output(p, p.dtype), {}, {}};
   r.out.poison();
   const std::vector<unsigned long long> bits(lowered.bits.begin(), lowered.bits.end());

@@ -13,12 +13,13 @@
 
 namespace attnbench::testing::emulated {
 
-// How to run: the flash kernel's variant (fp16/bf16: pipelined = flash, else flash_sync), when cp.async
-// data lands, and the emulator's schedule.
+// How to run: the flash kernel's variant (fp16/bf16: pipelined = flash, else flash_sync) and rows per
+// warp, when cp.async data lands, and the emulator's schedule.
 struct Way {
   bool pipelined = true;
   emu::CopyLanding landing = emu::CopyLanding::at_wait;
   emu::Schedule schedule = emu::Schedule::round_robin;
+  int warp_rows = 0;  // query rows per warp of the tensor-core kernel (0: the default for the head dim)
 };
 
 struct FlashRun {
