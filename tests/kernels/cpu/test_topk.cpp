@@ -51,6 +51,29 @@ TEST_CASE("topk with k = 1 returns the value of the best key", "[topk][methods]"
       REQUIRE(out.get(i) == Approx(ref.out[static_cast<std::size_t>(i)]).margin(1e-6));
 }
 
+TEST_CASE("topk breaks exact ties at the boundary towards the earlier keys", "[topk][methods]") {
+  // Every key equal, so every score of a query is exactly equal: the kept set must be the first k keys
+  // (visible ones under causal), and the output their values' mean.
+  const auto mask = GENERATE(std::string("full"), std::string("causal"));
+  const std::int64_t k = GENERATE(1, 5, 12);
+  const Problem p = testing::make_problem({1, 2, 1, 20, 20, 8, 4}, mask);
+  Inputs in = datasets::gaussian_inputs(p, 31);
+  for (std::int64_t key = 1; key < p.kv_len; ++key)
+    for (std::int64_t d = 0; d < p.head_dim; ++d) in.k.set(key * p.head_dim + d, in.k.get(d));
+  const Tensor out = testing::run_method("topk", p, in, {{"k", k}});
+  for (std::int64_t h = 0; h < p.heads; ++h)
+    for (std::int64_t q = 0; q < p.q_len; ++q) {
+      const std::int64_t visible = p.mask->is_causal() ? q + 1 : p.kv_len, kept = std::min(k, visible);
+      for (std::int64_t c = 0; c < p.value_dim; ++c) {
+        double mean = 0;
+        for (std::int64_t key = 0; key < kept; ++key) mean += in.v.get(key * p.value_dim + c);
+        mean /= static_cast<double>(kept);
+        INFO("head " << h << " query " << q << " channel " << c);
+        REQUIRE(out.get((h * p.q_len + q) * p.value_dim + c) == Approx(mean).margin(1e-6));
+      }
+    }
+}
+
 TEST_CASE("topk bf16 follows the definition on the rounded inputs", "[topk][methods]") {
   const auto mask = GENERATE(std::string("full"), std::string("causal"));
   const Problem p = testing::make_problem({1, 4, 2, 150, 150, 64, 64}, mask, Dtype::bf16);
