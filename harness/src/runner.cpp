@@ -3,16 +3,16 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <new>
 #include <optional>
-#include <iostream>
 #include <ostream>
 #include <set>
 
@@ -329,7 +329,8 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
         env["device"] = opts.device.to_string();
         if (!opts.device_note.empty()) env["device_note"] = opts.device_note;
         if (!opts.device.is_cpu())
-          if (DeviceBackend* b = device_backend(opts.device.kind)) env["device_info"] = json::parse(b->environment(opts.device));
+          if (DeviceBackend* b = device_backend(opts.device.kind))
+            env["device_info"] = json::parse(b->environment(opts.device));
         if (mpi::active())
           env["mpi"] = {{"library", mpi::library_version()}, {"world_size", wsize}, {"local_size", mpi::local_size()}};
         rf.manifest_text = m.text;
@@ -354,12 +355,13 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
     for (const auto& id : done) ids += id + '\n';
     ids = broadcast_string(ids);
     done.clear();
-    for (std::size_t a = 0, b; (b = ids.find('\n', a)) != std::string::npos; a = b + 1) done.insert(ids.substr(a, b - a));
+    for (std::size_t a = 0, b; (b = ids.find('\n', a)) != std::string::npos; a = b + 1)
+      done.insert(ids.substr(a, b - a));
   }
 #endif
   if (!error.empty()) throw ResultsError(error);
 
-  // The communicators of distributed cells, one per rank count, made by every rank up front.
+    // The communicators of distributed cells, one per rank count, made by every rank up front.
 #ifdef ATTNBENCH_HAVE_MPI
   std::map<int, MPI_Comm> comms;
   if (mpi::active()) {
@@ -382,21 +384,26 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
   const Method* oracle = MethodRegistry::instance().find("reference");
   DeviceBackend* backend = opts.device.is_cpu() ? nullptr : device_backend(opts.device.kind);
 
-  // A cell whose method never returns: the watchdog (rank 0's) records it as failed, then restarts the
-  // process with --resume, which goes on past it; under mpirun, or without a way to restart, the run
-  // ends there with kHungExit and the same command with --resume goes on.
+  // A cell whose method never returns, or a task that never builds the instance its cells share: the
+  // watchdog (rank 0's) records the cell (or the instance's cells) as failed, then restarts the process
+  // with --resume, which goes on past them; under mpirun, or without a way to restart, the run ends there
+  // with kHungExit and the same command with --resume goes on. The float64 oracle's time is not counted.
   std::optional<Watchdog> watchdog;
   if (root) watchdog.emplace();
   const bool can_restart = opts.restart && !mpi::active();
-  auto on_hang = [&](CellRecord r, std::int64_t done, const std::string& shape) {
-    char buf[256];
-    std::snprintf(buf, sizeof buf, "hung: the method had not returned after %g s (timing.hang_s); %s",
-                  m.timing.hang_s,
-                  can_restart ? "the process was restarted past this cell"
-                              : "the run stopped here; --resume goes on past this cell");
-    fail(r, buf);
-    r.wall_s = unix_now() - r.started_unix;
-    rf.cells.push_back(r);
+  // `hung`: the cells the hang takes down (labelled, started_unix set), `what` the part that hung.
+  auto on_hang = [&](std::vector<CellRecord> hung, const char* what, std::int64_t done, const std::string& shape) {
+    char buf[320];
+    std::snprintf(buf, sizeof buf, "hung: %s after %g s (timing.hang_s); %s", what, m.timing.hang_s,
+                  can_restart ? (hung.size() > 1 ? "the process was restarted past these cells"
+                                                 : "the process was restarted past this cell")
+                              : (hung.size() > 1 ? "the run stopped here; --resume goes on past these cells"
+                                                 : "the run stopped here; --resume goes on past this cell"));
+    for (CellRecord& r : hung) {
+      fail(r, buf);
+      r.wall_s = unix_now() - r.started_unix;
+      rf.cells.push_back(r);
+    }
     std::ostream& say = opts.progress ? *opts.progress : std::cerr;
     try {
       write_results(opts.output, rf);
@@ -405,7 +412,8 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
       std::_Exit(kHungExit);
     }
     if (opts.progress)
-      say << (opts.progress_tty ? "\r\x1b[K" : "") << format_line(done, sum.total, r, shape) << std::endl;
+      for (const CellRecord& r : hung)
+        say << (opts.progress_tty ? "\r\x1b[K" : "") << format_line(done++, sum.total, r, shape) << std::endl;
     if (can_restart) {
       say << "attnbench run: restarting with --resume to go on past the hung cell" << std::endl;
       opts.restart();  // returns only when it could not
@@ -469,13 +477,35 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
       if (mine) {
         mpi::set_cell_comm(where.comm);
         try {
-          if (!inst) inst = task.make(cell.task_params, cell.seed);
+          if (!inst) {
+            // A task that never builds its instance takes down every cell of the instance still to run
+            // on this process's ranks: they are recorded at once, so a restart does not build it again.
+            if (watchdog) {
+              std::vector<CellRecord> hung;
+              const double now = unix_now();
+              for (std::size_t j = i; j < end; ++j) {
+                const Method& mj = *MethodRegistry::instance().find(cells[j].method_name);
+                if (done.count(cells[j].id) || mj.ranks(cells[j].method_params) > wsize) continue;
+                CellRecord h;
+                h.started_unix = now;
+                label_record(h, cells[j], mj, task, opts.device);
+                hung.push_back(std::move(h));
+              }
+              watchdog->arm(m.timing.hang_s, [&, hung]() mutable {
+                on_hang(std::move(hung), "the task had not built its instance", sum.skipped_done + sum.ran + 1,
+                        shape_of(task, cell));
+              });
+            }
+            inst = task.make(cell.task_params, cell.seed);
+            if (watchdog) watchdog->disarm();
+          }
           if (watchdog) {
             CellRecord hung;
             hung.started_unix = unix_now();
             label_record(hung, cell, method, task, where.device);
             watchdog->arm(m.timing.hang_s, [&, hung]() mutable {
-              on_hang(std::move(hung), sum.skipped_done + sum.ran + 1, shape_of(task, cell));
+              on_hang({std::move(hung)}, "the method had not returned", sum.skipped_done + sum.ran + 1,
+                      shape_of(task, cell));
             });
           }
           r = run_cell(cell, method, task, *inst, reference, m.timing, where, flusher);

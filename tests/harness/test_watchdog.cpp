@@ -1,15 +1,14 @@
 // The watchdog for cells that never return: the class on its own, timing.hang_s in manifests, and the CLI
 // end to end with a plugin whose plan or run hangs (tests/plugins/hang_method.cpp).
-#include "attnbench/watchdog.hpp"
-
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <set>
 #include <thread>
 
 #include "attnbench/manifest.hpp"
 #include "attnbench/results.hpp"
+#include "attnbench/watchdog.hpp"
 #include "support/cli.hpp"
 
 using namespace attnbench;
@@ -136,5 +135,45 @@ TEST_CASE("a cell that never returns is recorded as hung and the run goes on pas
   }
   CHECK(ids.size() == 8);  // no cell ran twice
   CHECK_FALSE(std::filesystem::exists(h5 + ".tmp"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a task instance that is never built takes down its cells at once, and the run goes on", "[watchdog][cli]") {
+  const auto dir = test::scratch_dir("hang-task");
+  const std::string manifest = (dir / "hang.json").string(), h5 = (dir / "hang.h5").string();
+  // Two methods × two instances: the one with hang = 1 never builds; its two cells are recorded at once
+  // (one restart, not two) and the other instance's cells run.
+  std::ofstream(manifest) << R"({"name": "hang-task", "seed": 3,
+    "timing": {"warmup": 1, "min_samples": 3, "max_noise": 0.05, "max_time_s": 0.02, "timeout_s": 0.5, "hang_s": 1},
+    "methods": [{"name": "flash"}, {"name": "dense"}],
+    "tasks": [{"name": "test_hang_task", "params": {"heads": 2, "head_dim": 32, "seq_len": 24}, "axes": {"hang": [1, 0]}}]})";
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = test::run_cli("run " + manifest + " -o " + h5 + " --plugin " + ATTNBENCH_HANG_PLUGIN, dir);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("4 cells: 2 ok, 2 failed, 0 unsupported"));
+  CHECK(took < 60);
+  std::size_t restarts = 0;
+  for (std::size_t at = 0; (at = r.err.find("restarting with --resume", at)) != std::string::npos; ++at) ++restarts;
+  CHECK(restarts == 1);
+
+  const ResultsFile f = read_results(h5);
+  REQUIRE(f.cells.size() == 4);
+  std::set<std::string> ids;
+  for (const CellRecord& c : f.cells) {
+    INFO(c.id << ": " << c.task_params << ": " << c.reason);
+    ids.insert(c.id);
+    CHECK(c.q_len == 24);  // the shape comes from the task's parameters, without the instance
+    if (c.task_params.find("\"hang\":1") != std::string::npos) {
+      CHECK(c.status == "failed");
+      CHECK_THAT(c.reason, Catch::StartsWith("hung: the task had not built its instance after 1 s (timing.hang_s); "
+                                             "the process was restarted past these cells"));
+      CHECK(c.samples.empty());
+    } else {
+      CHECK(c.status == "ok");
+    }
+  }
+  CHECK(ids.size() == 4);
   std::filesystem::remove_all(dir);
 }

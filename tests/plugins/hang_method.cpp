@@ -1,6 +1,8 @@
 // A test plugin for the watchdog (tests/harness/test_watchdog.cpp): `test_hang` is the registered `flash`
-// method, except that with hang=1 its plan and with hang=2 its first run never return. Never installed.
+// method, except that with hang=1 its plan and with hang=2 its first run never return; `test_hang_task`
+// is the `synthetic` task, except that with hang=1 building its instance never returns. Never installed.
 #include <attnbench/method.hpp>
+#include <attnbench/task.hpp>
 #include <chrono>
 #include <thread>
 
@@ -47,5 +49,36 @@ class HangMethod final : public Method {
 };
 
 ATTNBENCH_REGISTER_METHOD(HangMethod);
+
+const Task& synthetic() { return *TaskRegistry::instance().find("synthetic"); }
+
+// synthetic's parameters without `hang`.
+Params without_hang(const Params& p) {
+  json v = p.values();
+  v.erase("hang");
+  return Params(v);
+}
+
+class HangTask final : public Task {
+ public:
+  TaskInfo info() const override {
+    TaskInfo ti = synthetic().info();
+    ti.name = "test_hang_task";
+    ti.summary = "test fixture: synthetic, or an instance (hang=1) that is never built";
+    ti.params.push_back(ParamSpec::integer("hang", 0, 0, 1, "1: make() never returns"));
+    return ti;
+  }
+  std::optional<std::string> check(const Params& p) const override { return synthetic().check(without_hang(p)); }
+  Problem problem(const Params& p) const override { return synthetic().problem(without_hang(p)); }
+  std::unique_ptr<TaskInstance> make(const Params& p, std::uint64_t seed) const override {
+    if (p.integer("hang") == 1) hang_forever();
+    return synthetic().make(without_hang(p), seed);
+  }
+  Metrics score(const TaskInstance& inst, const Tensor& out, const Tensor* reference) const override {
+    return synthetic().score(inst, out, reference);
+  }
+};
+
+ATTNBENCH_REGISTER_TASK(HangTask);
 
 }  // namespace

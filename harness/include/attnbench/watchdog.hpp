@@ -1,8 +1,9 @@
 // A watchdog for cells that never return. The timing policy's timeout_s can only act between runs: a
 // method stuck inside one call (a deadlock, an endless loop, a GPU kernel that never finishes) would stall
-// the whole suite. The runner arms this watchdog around the method's part of each cell; when the deadline
-// passes, a thread of its own runs the expiry action, which records the cell as failed and restarts the
-// process past it (harness/src/runner.cpp).
+// the whole suite. The runner arms this watchdog around the method's part of each cell, and around a
+// task's building of the instance its cells share; when the deadline passes, a thread of its own runs
+// the expiry action, which records the cell (or the instance's cells) as failed and restarts the process
+// past it (harness/src/runner.cpp).
 #pragma once
 #include <chrono>
 #include <condition_variable>
