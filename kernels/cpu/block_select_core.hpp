@@ -10,8 +10,10 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -113,16 +115,82 @@ inline BlockSelectCounts block_select_counts(const Problem& p, const BlockSelect
   return c;
 }
 
+struct Kept {
+  float score;
+  std::int32_t index;
+};
+
+// The `kept` highest of score[0, n), ties going to the lower index, as ascending indices in `order` (K
+// and V are then streamed forward); `heap` (kept entries) and `values` (n) are scratch. Used over keys by topk and over
+// blocks by this family. Where kept is a small part of n (at most an eighth): one pass in index order
+// over a heap of the kept candidates whose top is the worst of them — a later index displaces it only
+// with a strictly higher score (on a tie the lower index wins), and a block of 16 scores none of which
+// beats the worst is passed over by its vector maximum, so almost every score costs one vector compare.
+// Otherwise (the heap would take many displacements): the kept-th largest score by selection over a
+// copy of the scores, then one pass that takes every index above it and the lowest ones equal to it.
+// Both give the same set. Returns min(kept, n).
+inline std::int64_t select_top(const float* score, std::int64_t n, std::int64_t kept, Kept* heap, float* values,
+                               std::int32_t* order) {
+  if (kept >= n) {
+    std::iota(order, order + n, 0);
+    return n;
+  }
+  if (kept <= 0) return 0;
+  if (kept * 8 > n) {
+    std::copy(score, score + n, values);
+    std::nth_element(values, values + (kept - 1), values + n, std::greater<float>());
+    const float threshold = values[kept - 1];
+    std::int64_t above = 0;
+    for (std::int64_t j = 0; j < n; ++j) above += score[j] > threshold ? 1 : 0;
+    std::int64_t ties = kept - above, m = 0;
+    for (std::int64_t j = 0; j < n; ++j)
+      if (score[j] > threshold || (score[j] == threshold && ties-- > 0)) order[m++] = static_cast<std::int32_t>(j);
+    return m;
+  }
+  // better(a, b): a ranks above b; under it the heap's top is the worst candidate.
+  const auto better = [](const Kept& a, const Kept& b) {
+    return a.score > b.score || (a.score == b.score && a.index < b.index);
+  };
+  for (std::int64_t j = 0; j < kept; ++j) heap[j] = {score[j], static_cast<std::int32_t>(j)};
+  std::make_heap(heap, heap + kept, better);
+  float worst = heap[0].score;
+  constexpr std::int64_t kBlock = 16;
+  std::int64_t j = kept;
+  for (; j < n; ++j) {
+    if (j % kBlock == 0 && j + kBlock <= n) {  // aligned blocks: skip those with nothing above the worst
+      float top = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : top)
+      for (std::int64_t i = j; i < j + kBlock; ++i) top = std::max(top, score[i]);
+      if (!(top > worst)) {
+        j += kBlock - 1;
+        continue;
+      }
+    }
+    if (score[j] > worst) {
+      std::pop_heap(heap, heap + kept, better);
+      heap[kept - 1] = {score[j], static_cast<std::int32_t>(j)};
+      std::push_heap(heap, heap + kept, better);
+      worst = heap[0].score;
+    }
+  }
+  for (std::int64_t i = 0; i < kept; ++i) order[i] = heap[i].index;
+  std::sort(order, order + kept);
+  return kept;
+}
+
 // Per-thread scratch, sized once in plan() so that run() allocates nothing.
 struct BlockSelectScratch {
-  std::vector<float> query, block_score, key_score, acc;
-  std::vector<std::int64_t> candidates;
+  std::vector<float> query, block_score, key_score, acc, values;
+  std::vector<Kept> heap;
+  std::vector<std::int32_t> chosen;
   BlockSelectScratch(const Problem& p, const BlockSelection& s)
       : query(static_cast<std::size_t>(p.head_dim)),
         block_score(static_cast<std::size_t>(s.blocks(p))),
         key_score(static_cast<std::size_t>(s.block)),
         acc(static_cast<std::size_t>(p.value_dim)),
-        candidates(static_cast<std::size_t>(s.blocks(p) + 1)) {}
+        values(static_cast<std::size_t>(s.blocks(p))),
+        heap(static_cast<std::size_t>(s.blocks(p))),
+        chosen(static_cast<std::size_t>(s.blocks(p) + 1)) {}
 };
 
 inline std::vector<BlockSelectScratch> make_block_select_scratch(const Problem& p, const BlockSelection& s) {
@@ -149,7 +217,7 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
     float* block_score = w.block_score.data();
     float* key_score = w.key_score.data();
     float* acc = w.acc.data();
-    std::int64_t* cand = w.candidates.data();
+    std::int32_t* cand = w.chosen.data();
 
 #pragma omp for collapse(2) schedule(dynamic, 8)
     for (std::int64_t bh = 0; bh < B * H; ++bh) {
@@ -164,19 +232,21 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
         const T* qsrc = qbase + (bh * Lq + q) * D;
         for (std::int64_t d = 0; d < D; ++d) qf[d] = widen_element(qsrc[d]) * scale;
 
-        // Selection: the candidates, then the best `budget` of them by score.
+        // Selection: the best `budget` candidates by score (the own block, if among [0, candidate_end),
+        // scored −inf so that it is never one of them), or all candidates; then the own block.
         std::int64_t n = 0;
-        for (std::int64_t blk = 0; blk < g.candidate_end; ++blk)
-          if (blk != g.own) cand[n++] = blk;
-        if (g.budget < n) {
-          for (std::int64_t i = 0; i < n; ++i) block_score[cand[i]] = score_block(b, kvh, cand[i], qf);
-          std::nth_element(cand, cand + g.budget, cand + n, [&](std::int64_t x, std::int64_t y) {
-            return block_score[x] > block_score[y] || (block_score[x] == block_score[y] && x < y);
-          });
-          n = g.budget;
+        if (g.budget < g.candidates) {
+          for (std::int64_t blk = 0; blk < g.candidate_end; ++blk)
+            block_score[blk] = blk == g.own ? kNegInf : score_block(b, kvh, blk, qf);
+          n = select_top(block_score, g.candidate_end, g.budget, w.heap.data(), w.values.data(), cand);
+        } else {
+          for (std::int64_t blk = 0; blk < g.candidate_end; ++blk)
+            if (blk != g.own) cand[n++] = static_cast<std::int32_t>(blk);
         }
-        if (g.own >= 0) cand[n++] = g.own;
-        std::sort(cand, cand + n);  // keys in order: the reads stream forward through K and V
+        if (g.own >= 0) {
+          cand[n++] = static_cast<std::int32_t>(g.own);
+          std::sort(cand, cand + n);  // keys in order: the reads stream forward through K and V
+        }
 
         // Exact softmax over the chosen keys, one block at a time.
         const T* kbh = kbase + (b * p.kv_heads + kvh) * Lk * D;

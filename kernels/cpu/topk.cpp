@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -27,64 +26,18 @@ std::int64_t visible_keys(const Problem& p, std::int64_t q) {
 
 constexpr std::int64_t kQueryTile = 8;  // queries scored together, sharing each key read
 
-struct Kept {
-  float score;
-  std::int32_t key;
-};
-
 struct TopkScratch {
-  std::vector<float> query, score, acc;  // [tile][head_dim], [tile][kv_len], [value_dim]
-  std::vector<Kept> heap;                // [kv_len]
-  std::vector<std::int32_t> order;       // [kv_len]
+  std::vector<float> query, score, acc, values;  // [tile][head_dim], [tile][kv_len], [value_dim], [kv_len]
+  std::vector<kernels::Kept> heap;               // [kv_len]
+  std::vector<std::int32_t> order;               // [kv_len]
   explicit TopkScratch(const Problem& p)
       : query(static_cast<std::size_t>(kQueryTile * p.head_dim)),
         score(static_cast<std::size_t>(kQueryTile * p.kv_len)),
         acc(static_cast<std::size_t>(p.value_dim)),
+        values(static_cast<std::size_t>(p.kv_len)),
         heap(static_cast<std::size_t>(p.kv_len)),
         order(static_cast<std::size_t>(p.kv_len)) {}
 };
-
-// The `kept` highest of score[0, n), ties going to the earlier key, as ascending key indices in `order`
-// (V is then streamed forward). One pass in key order over a heap of the kept candidates whose top is
-// the worst of them: a later key displaces it only with a strictly higher score (on a tie the earlier key
-// wins), and a block of 16 scores none of which beats the worst is passed over by its vector maximum,
-// so for k much smaller than n almost every score costs one vector compare. Returns kept.
-std::int64_t select_top(const float* score, std::int64_t n, std::int64_t kept, Kept* heap, std::int32_t* order) {
-  if (kept >= n) {
-    std::iota(order, order + n, 0);
-    return n;
-  }
-  if (kept <= 0) return 0;
-  // better(a, b): a ranks above b; under it the heap's top is the worst candidate.
-  const auto better = [](const Kept& a, const Kept& b) {
-    return a.score > b.score || (a.score == b.score && a.key < b.key);
-  };
-  for (std::int64_t j = 0; j < kept; ++j) heap[j] = {score[j], static_cast<std::int32_t>(j)};
-  std::make_heap(heap, heap + kept, better);
-  float worst = heap[0].score;
-  constexpr std::int64_t kBlock = 16;
-  std::int64_t j = kept;
-  for (; j < n; ++j) {
-    if (j % kBlock == 0 && j + kBlock <= n) {  // aligned blocks: skip those with nothing above the worst
-      float top = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : top)
-      for (std::int64_t i = j; i < j + kBlock; ++i) top = std::max(top, score[i]);
-      if (!(top > worst)) {
-        j += kBlock - 1;
-        continue;
-      }
-    }
-    if (score[j] > worst) {
-      std::pop_heap(heap, heap + kept, better);
-      heap[kept - 1] = {score[j], static_cast<std::int32_t>(j)};
-      std::push_heap(heap, heap + kept, better);
-      worst = heap[0].score;
-    }
-  }
-  for (std::int64_t i = 0; i < kept; ++i) order[i] = heap[i].key;
-  std::sort(order, order + kept);
-  return kept;
-}
 
 class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
  public:
@@ -141,7 +94,8 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
             }
             const float* score = w.score.data() + i * Lk;
             // Ties at the boundary go to the earlier key, so the kept set is well defined.
-            const std::int64_t kept = select_top(score, n, std::min(k_, n), w.heap.data(), order);
+            const std::int64_t kept =
+                kernels::select_top(score, n, std::min(k_, n), w.heap.data(), w.values.data(), order);
 
             float row_max = -std::numeric_limits<float>::infinity();
             for (std::int64_t j = 0; j < kept; ++j) row_max = std::max(row_max, score[order[j]]);
