@@ -3,16 +3,16 @@
 
 #include <omp.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
-#include <iostream>
 #include <map>
 #include <new>
 #include <optional>
+#include <iostream>
 #include <ostream>
 #include <set>
 
@@ -329,8 +329,7 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
         env["device"] = opts.device.to_string();
         if (!opts.device_note.empty()) env["device_note"] = opts.device_note;
         if (!opts.device.is_cpu())
-          if (DeviceBackend* b = device_backend(opts.device.kind))
-            env["device_info"] = json::parse(b->environment(opts.device));
+          if (DeviceBackend* b = device_backend(opts.device.kind)) env["device_info"] = json::parse(b->environment(opts.device));
         if (mpi::active())
           env["mpi"] = {{"library", mpi::library_version()}, {"world_size", wsize}, {"local_size", mpi::local_size()}};
         rf.manifest_text = m.text;
@@ -355,13 +354,12 @@ RunSummary run_manifest(const Manifest& m, const RunOptions& opts) {
     for (const auto& id : done) ids += id + '\n';
     ids = broadcast_string(ids);
     done.clear();
-    for (std::size_t a = 0, b; (b = ids.find('\n', a)) != std::string::npos; a = b + 1)
-      done.insert(ids.substr(a, b - a));
+    for (std::size_t a = 0, b; (b = ids.find('\n', a)) != std::string::npos; a = b + 1) done.insert(ids.substr(a, b - a));
   }
 #endif
   if (!error.empty()) throw ResultsError(error);
 
-    // The communicators of distributed cells, one per rank count, made by every rank up front.
+  // The communicators of distributed cells, one per rank count, made by every rank up front.
 #ifdef ATTNBENCH_HAVE_MPI
   std::map<int, MPI_Comm> comms;
   if (mpi::active()) {

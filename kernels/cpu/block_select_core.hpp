@@ -155,8 +155,7 @@ inline std::int64_t select_top(const float* score, std::int64_t n, std::int64_t 
   std::make_heap(heap, heap + kept, better);
   float worst = heap[0].score;
   constexpr std::int64_t kBlock = 16;
-  std::int64_t j = kept;
-  for (; j < n; ++j) {
+  for (std::int64_t j = kept; j < n; ++j) {
     if (j % kBlock == 0 && j + kBlock <= n) {  // aligned blocks: skip those with nothing above the worst
       float top = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : top)

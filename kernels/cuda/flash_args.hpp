@@ -83,6 +83,13 @@ constexpr int flash_mma_warp_rows(std::int64_t head_dim, FlashKernel kernel) {
   return head_dim <= 128 ? 32 : 16;
 }
 
+// Whether `a` was built for the tensor-core kernel's tiles (the query tile four warps' rows and, for a
+// lowered mask, the key tile of the head dim and rows): what its launcher, and the emulated one, check.
+inline bool flash_mma_tiles_match(const FlashArgs& a) {
+  return a.block_q == kFlashWarps * a.warp_rows &&
+         (a.mode != MaskMode::tiles || a.block_k == flash_mma_block_k(a.head_dim, a.warp_rows));
+}
+
 struct MobaSetup {
   std::int64_t block = 0, topk = 0;
 };

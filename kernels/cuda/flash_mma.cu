@@ -77,9 +77,7 @@ void launch_pipeline(const FlashArgs& a, cudaStream_t s) {
 
 void launch_flash_mma(const FlashArgs& a, Dtype dtype, cudaStream_t s) {
   if (a.head_dim != a.value_dim) throw std::logic_error("flash_mma: value_dim must equal head_dim");
-  if (a.block_q != kFlashWarps * a.warp_rows ||
-      (a.mode == MaskMode::tiles && a.block_k != flash_mma_block_k(a.head_dim, a.warp_rows)))
-    throw std::logic_error("flash_mma: the arguments were built for other tile sizes");
+  if (!flash_mma_tiles_match(a)) throw std::logic_error("flash_mma: the arguments were built for other tile sizes");
   if (dtype == Dtype::f16)
     launch_pipeline<__half>(a, s);
   else if (dtype == Dtype::bf16)

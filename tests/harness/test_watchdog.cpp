@@ -1,14 +1,15 @@
 // The watchdog for cells that never return: the class on its own, timing.hang_s in manifests, and the CLI
 // end to end with a plugin whose plan or run hangs (tests/plugins/hang_method.cpp).
-#include <atomic>
+#include "attnbench/watchdog.hpp"
+
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <chrono>
 #include <set>
 #include <thread>
 
 #include "attnbench/manifest.hpp"
 #include "attnbench/results.hpp"
-#include "attnbench/watchdog.hpp"
 #include "support/cli.hpp"
 
 using namespace attnbench;
@@ -20,6 +21,22 @@ bool wait_for(const std::atomic<int>& flag, std::chrono::milliseconds limit) {
   const auto end = std::chrono::steady_clock::now() + limit;
   while (flag.load() == 0 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(1ms);
   return flag.load() != 0;
+}
+
+// `attnbench run` of a manifest with the hang plugin loaded: its result, how long it took, and how many
+// times the CLI restarted itself past a hang.
+struct HangRun {
+  test::CliResult result;
+  double seconds = 0;
+  std::size_t restarts = 0;
+};
+HangRun run_with_hang_plugin(const std::string& args, const std::filesystem::path& dir) {
+  const auto t0 = std::chrono::steady_clock::now();
+  HangRun h{test::run_cli(args + " --plugin " + ATTNBENCH_HANG_PLUGIN, dir), 0, 0};
+  h.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string& err = h.result.err;
+  for (std::size_t at = 0; (at = err.find("restarting with --resume", at)) != std::string::npos; ++at) ++h.restarts;
+  return h;
 }
 
 }  // namespace
@@ -103,16 +120,13 @@ TEST_CASE("a cell that never returns is recorded as hung and the run goes on pas
                 {"name": "test_hang", "label": "run_hangs", "params": {"hang": 2}},
                 {"name": "test_hang", "label": "returns", "params": {"hang": 0}}],
     "tasks": [{"name": "synthetic", "params": {"heads": 2, "head_dim": 32}, "axes": {"seq_len": [24, 48]}}]})";
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto r = test::run_cli("run " + manifest + " -o " + h5 + " --strict --plugin " + ATTNBENCH_HANG_PLUGIN, dir);
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const HangRun run = run_with_hang_plugin("run " + manifest + " -o " + h5 + " --strict", dir);
+  const auto& r = run.result;
   INFO(r.err);
   CHECK(r.code == 1);  // --strict: the file holds failed cells, whichever process ran them
   CHECK_THAT(r.out, Catch::Contains("8 cells: 4 ok, 4 failed, 0 unsupported"));
-  CHECK(took < 60);
-  std::size_t restarts = 0;
-  for (std::size_t at = 0; (at = r.err.find("restarting with --resume", at)) != std::string::npos; ++at) ++restarts;
-  CHECK(restarts == 4);
+  CHECK(run.seconds < 60);
+  CHECK(run.restarts == 4);
 
   const ResultsFile f = read_results(h5);
   REQUIRE(f.cells.size() == 8);
@@ -147,16 +161,13 @@ TEST_CASE("a task instance that is never built takes down its cells at once, and
     "timing": {"warmup": 1, "min_samples": 3, "max_noise": 0.05, "max_time_s": 0.02, "timeout_s": 0.5, "hang_s": 1},
     "methods": [{"name": "flash"}, {"name": "dense"}],
     "tasks": [{"name": "test_hang_task", "params": {"heads": 2, "head_dim": 32, "seq_len": 24}, "axes": {"hang": [1, 0]}}]})";
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto r = test::run_cli("run " + manifest + " -o " + h5 + " --plugin " + ATTNBENCH_HANG_PLUGIN, dir);
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const HangRun run = run_with_hang_plugin("run " + manifest + " -o " + h5, dir);
+  const auto& r = run.result;
   INFO(r.err);
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("4 cells: 2 ok, 2 failed, 0 unsupported"));
-  CHECK(took < 60);
-  std::size_t restarts = 0;
-  for (std::size_t at = 0; (at = r.err.find("restarting with --resume", at)) != std::string::npos; ++at) ++restarts;
-  CHECK(restarts == 1);
+  CHECK(run.seconds < 60);
+  CHECK(run.restarts == 1);
 
   const ResultsFile f = read_results(h5);
   REQUIRE(f.cells.size() == 4);

@@ -64,8 +64,7 @@ emu::LaunchStats launch_mma_mode(const cuda::FlashArgs& a, const emu::LaunchOpti
 template <class T>
 emu::LaunchStats launch_mma(const cuda::FlashArgs& a, const emu::LaunchOptions& o) {
   if (a.head_dim != a.value_dim) throw std::logic_error("flash_mma: value_dim must equal head_dim");
-  if (a.block_q != cuda::kFlashWarps * a.warp_rows ||
-      (a.mode == cuda::MaskMode::tiles && a.block_k != cuda::flash_mma_block_k(a.head_dim, a.warp_rows)))
+  if (!cuda::flash_mma_tiles_match(a))
     throw std::logic_error("flash_mma: the arguments were built for other tile sizes");
   switch (a.head_dim) {
     case 64:
