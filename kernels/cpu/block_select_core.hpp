@@ -21,6 +21,7 @@
 #include "attnbench/problem.hpp"
 #include "attnbench/tensor.hpp"
 #include "kernels/cpu/exact_common.hpp"
+#include "kernels/cpu/simd_tiles.hpp"
 
 namespace attnbench::kernels {
 
@@ -120,15 +121,79 @@ struct Kept {
   std::int32_t index;
 };
 
+// How many of x[0, n) are >= t (NaN never is): vector compares, the counts summed in the lanes.
+inline std::int64_t count_at_least(const float* x, std::int64_t n, float t) {
+  constexpr std::int64_t L = simd::kLanes;
+  const simd::vfloat tv = simd::splat(t);
+  simd::vint lanes{};
+  std::int64_t i = 0;
+  for (; i + L <= n; i += L) lanes -= simd::load(x + i) >= tv;  // a true lane is −1
+  std::int64_t count = 0;
+  for (std::int64_t l = 0; l < L; ++l) count += lanes[l];
+  for (; i < n; ++i) count += x[i] >= t ? 1 : 0;
+  return count;
+}
+
+// The kept-th largest of score[0, n) for 0 < kept < n, by bisection of the value range: each step
+// counts the scores at or above the midpoint (one vector compare per kLanes scores) and keeps the half
+// holding the kept-th, until at most kFew scores lie between the bounds; those are copied to `values`
+// and the answer is selected among them. A handful of branch-free passes where selection over all n
+// scores (nth_element) mispredicts about every other comparison. Scores of +inf or NaN, and value ranges
+// that do not shrink in kMaxSteps, fall back to that selection (NaN then ranks with −inf).
+inline float kth_largest(const float* score, std::int64_t n, std::int64_t kept, float* values) {
+  constexpr std::int64_t kFew = 32, kMaxSteps = 40;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  const auto by_selection = [&](std::int64_t m, std::int64_t rank) {  // the rank-th largest of values[0, m)
+    std::nth_element(values, values + (rank - 1), values + m, std::greater<float>());
+    return values[rank - 1];
+  };
+  float lo = kInf, hi = -kInf;  // the least finite score, the greatest score
+  bool unordered = false;
+  for (std::int64_t j = 0; j < n; ++j) {
+    const float x = score[j];
+    unordered |= !(x < kInf);
+    if (x > -kInf) lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  if (unordered) {
+    for (std::int64_t j = 0; j < n; ++j) values[j] = score[j] == score[j] ? score[j] : -kInf;
+    return by_selection(n, kept);
+  }
+  if (lo == kInf) return -kInf;  // every score is −inf
+  // Invariant: at least kept scores are >= lo, fewer than kept are >= hi (c_lo and c_hi of them).
+  std::int64_t c_lo = count_at_least(score, n, lo), c_hi = count_at_least(score, n, hi);
+  if (c_lo < kept) return -kInf;  // the kept-th is one of the −inf scores
+  if (c_hi >= kept) return hi;
+  for (std::int64_t step = 0; step < kMaxSteps && c_lo - c_hi > kFew; ++step) {
+    const float mid = lo * 0.5f + hi * 0.5f;
+    if (!(mid > lo && mid < hi)) break;
+    const std::int64_t c = count_at_least(score, n, mid);
+    if (c >= kept) {
+      lo = mid;
+      c_lo = c;
+    } else {
+      hi = mid;
+      c_hi = c;
+    }
+  }
+  std::int64_t m = 0;
+  for (std::int64_t j = 0; j < n; ++j) {
+    values[m] = score[j];
+    m += score[j] >= lo && score[j] < hi ? 1 : 0;
+  }
+  return by_selection(m, kept - c_hi);
+}
+
 // The `kept` highest of score[0, n), ties going to the lower index, as ascending indices in `order` (K
-// and V are then streamed forward); `heap` (kept entries) and `values` (n) are scratch. Used over keys by topk and over
-// blocks by this family. Where kept is a small part of n (at most an eighth): one pass in index order
-// over a heap of the kept candidates whose top is the worst of them — a later index displaces it only
-// with a strictly higher score (on a tie the lower index wins), and a block of 16 scores none of which
-// beats the worst is passed over by its vector maximum, so almost every score costs one vector compare.
-// Otherwise (the heap would take many displacements): the kept-th largest score by selection over a
-// copy of the scores, then one pass that takes every index above it and the lowest ones equal to it.
-// Both give the same set. Returns min(kept, n).
+// and V are then streamed forward); `heap` (kept entries) and `values` (n) are scratch. Used over keys by
+// topk and over blocks by this family. Where kept is a small part of n (at most 1/32): one pass in
+// index order over a heap of the kept candidates whose top is the worst of them — a later index
+// displaces it only with a strictly higher score (on a tie the lower index wins), and a block of 16
+// scores none of which beats the worst is passed over by its vector maximum, so almost every score costs
+// one vector compare. Otherwise (the heap would take many displacements): the kept-th largest score
+// (kth_largest), then one pass that takes every index above it and the lowest ones equal to it. Both
+// give the same set. Returns min(kept, n). With NaN scores (NaN inputs: the output is NaN anyway) the
+// set is unspecified but the indices stay distinct and in range, and fewer may be returned.
 inline std::int64_t select_top(const float* score, std::int64_t n, std::int64_t kept, Kept* heap, float* values,
                                std::int32_t* order) {
   if (kept >= n) {
@@ -136,10 +201,8 @@ inline std::int64_t select_top(const float* score, std::int64_t n, std::int64_t 
     return n;
   }
   if (kept <= 0) return 0;
-  if (kept * 8 > n) {
-    std::copy(score, score + n, values);
-    std::nth_element(values, values + (kept - 1), values + n, std::greater<float>());
-    const float threshold = values[kept - 1];
+  if (kept * 32 > n) {
+    const float threshold = kth_largest(score, n, kept, values);
     std::int64_t above = 0;
     for (std::int64_t j = 0; j < n; ++j) above += score[j] > threshold ? 1 : 0;
     std::int64_t ties = kept - above, m = 0;
@@ -175,142 +238,6 @@ inline std::int64_t select_top(const float* score, std::int64_t n, std::int64_t 
   for (std::int64_t i = 0; i < kept; ++i) order[i] = heap[i].index;
   std::sort(order, order + kept);
   return kept;
-}
-
-// Per-thread scratch, sized once in plan() so that run() allocates nothing.
-struct BlockSelectScratch {
-  std::vector<float> query, block_score, key_score, acc, values;
-  std::vector<Kept> heap;
-  std::vector<std::int32_t> chosen;
-  BlockSelectScratch(const Problem& p, const BlockSelection& s)
-      : query(static_cast<std::size_t>(p.head_dim)),
-        block_score(static_cast<std::size_t>(s.blocks(p))),
-        key_score(static_cast<std::size_t>(s.block)),
-        acc(static_cast<std::size_t>(p.value_dim)),
-        values(static_cast<std::size_t>(s.blocks(p))),
-        heap(static_cast<std::size_t>(s.blocks(p))),
-        chosen(static_cast<std::size_t>(s.blocks(p) + 1)) {}
-};
-
-inline std::vector<BlockSelectScratch> make_block_select_scratch(const Problem& p, const BlockSelection& s) {
-  return per_thread_scratch<BlockSelectScratch>(max_threads(), p, s);
-}
-
-// out[b, h, q] = softmax over the keys of the chosen blocks, exactly (online softmax over the blocks).
-// score_block(b, kv_head, block, q) rates a block for the query q (already multiplied by the softmax
-// scale, which is positive and so does not change the ranking); ties go to the lower block index.
-template <class T, class ScoreBlock>
-void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const BlockSelection& s,
-                          std::vector<BlockSelectScratch>& scratch, const ScoreBlock& score_block) {
-  const TypedIO<T> io(in, out);
-  const T *qbase = io.q, *kbase = io.k, *vbase = io.v;
-  T* obase = io.o;
-  const std::int64_t B = p.batch, H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim;
-  const float scale = static_cast<float>(p.scale);
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-#pragma omp parallel num_threads(static_cast <int>(scratch.size()))
-  {
-    BlockSelectScratch& w = scratch[static_cast<std::size_t>(omp_get_thread_num())];
-    float* qf = w.query.data();
-    float* block_score = w.block_score.data();
-    float* key_score = w.key_score.data();
-    float* acc = w.acc.data();
-    std::int32_t* cand = w.chosen.data();
-
-#pragma omp for collapse(2) schedule(dynamic, 8)
-    for (std::int64_t bh = 0; bh < B * H; ++bh) {
-      for (std::int64_t q = 0; q < Lq; ++q) {
-        const std::int64_t b = bh / H, h = bh % H, kvh = p.kv_head_of(h);
-        T* orow = obase + (bh * Lq + q) * Dv;
-        const QueryBlocks g = query_blocks(p, s, q);
-        if (g.visible_end == 0) {
-          for (std::int64_t c = 0; c < Dv; ++c) narrow_element(0.0f, orow + c);
-          continue;
-        }
-        const T* qsrc = qbase + (bh * Lq + q) * D;
-        for (std::int64_t d = 0; d < D; ++d) qf[d] = widen_element(qsrc[d]) * scale;
-
-        // Selection: the best `budget` candidates by score (the own block, if among [0, candidate_end),
-        // scored −inf so that it is never one of them), or all candidates; then the own block.
-        std::int64_t n = 0;
-        if (g.budget < g.candidates) {
-          for (std::int64_t blk = 0; blk < g.candidate_end; ++blk)
-            block_score[blk] = blk == g.own ? kNegInf : score_block(b, kvh, blk, qf);
-          n = select_top(block_score, g.candidate_end, g.budget, w.heap.data(), w.values.data(), cand);
-        } else {
-          for (std::int64_t blk = 0; blk < g.candidate_end; ++blk)
-            if (blk != g.own) cand[n++] = static_cast<std::int32_t>(blk);
-        }
-        if (g.own >= 0) {
-          cand[n++] = static_cast<std::int32_t>(g.own);
-          std::sort(cand, cand + n);  // keys in order: the reads stream forward through K and V
-        }
-
-        // Exact softmax over the chosen keys, one block at a time.
-        const T* kbh = kbase + (b * p.kv_heads + kvh) * Lk * D;
-        const T* vbh = vbase + (b * p.kv_heads + kvh) * Lk * Dv;
-        float row_max = kNegInf, row_sum = 0.0f;
-        std::fill(acc, acc + Dv, 0.0f);
-        for (std::int64_t i = 0; i < n; ++i) {
-          const std::int64_t k0 = cand[i] * s.block, k1 = std::min(k0 + s.block, g.visible_end);
-          if (k1 <= k0) continue;
-          float tile_max = kNegInf;
-          for (std::int64_t k = k0; k < k1; ++k) {
-            const T* krow = kbh + k * D;
-            float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-            for (std::int64_t d = 0; d < D; ++d) dot += qf[d] * widen_element(krow[d]);
-            key_score[k - k0] = dot;
-            tile_max = std::max(tile_max, dot);
-          }
-          const float new_max = std::max(row_max, tile_max);
-          const float alpha = std::exp(row_max - new_max);  // 0 on the first block (row_max = −inf)
-          row_sum *= alpha;
-          for (std::int64_t c = 0; c < Dv; ++c) acc[c] *= alpha;
-          for (std::int64_t k = k0; k < k1; ++k) {
-            const float e = std::exp(key_score[k - k0] - new_max);
-            row_sum += e;
-            const T* vrow = vbh + k * Dv;
-#pragma omp simd
-            for (std::int64_t c = 0; c < Dv; ++c) acc[c] += e * widen_element(vrow[c]);
-          }
-          row_max = new_max;
-        }
-        const float inv = row_sum > 0.0f ? 1.0f / row_sum : 0.0f;
-        for (std::int64_t c = 0; c < Dv; ++c) narrow_element(acc[c] * inv, orow + c);
-      }
-    }
-  }
-}
-
-// The mean key of every block, [batch][kv_heads][blocks][head_dim]: MoBA's gate and the stand-in for
-// Landmark Attention's trained landmark token. Input-dependent, so computed inside run().
-template <class T>
-void block_mean_keys(const Problem& p, const Tensor& k, std::int64_t block, std::vector<float>& means) {
-  const T* kbase = static_cast<const T*>(k.data());
-  const std::int64_t Lk = p.kv_len, D = p.head_dim, nb = (Lk + block - 1) / block;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (std::int64_t bkv = 0; bkv < p.batch * p.kv_heads; ++bkv)
-    for (std::int64_t blk = 0; blk < nb; ++blk) {
-      float* mean = means.data() + (bkv * nb + blk) * D;
-      const std::int64_t k0 = blk * block, k1 = std::min(k0 + block, Lk);
-      std::fill(mean, mean + D, 0.0f);
-      for (std::int64_t j = k0; j < k1; ++j) {
-        const T* krow = kbase + (bkv * Lk + j) * D;
-#pragma omp simd
-        for (std::int64_t d = 0; d < D; ++d) mean[d] += widen_element(krow[d]);
-      }
-      const float inv = 1.0f / static_cast<float>(k1 - k0);
-      for (std::int64_t d = 0; d < D; ++d) mean[d] *= inv;
-    }
-}
-
-inline float dot_product(const float* a, const float* b, std::int64_t n) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (std::int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
 }
 
 // keys_t[d·ld + j] = K[k0 + j][d] widened to fp32, for j < count: keys laid out so that score loops
@@ -357,56 +284,331 @@ inline void scores_from_transposed_keys(const float* q, std::int64_t ldq, std::i
   }
 }
 
-// Quest's page summary: per channel, the min and max over the page's keys.
-template <class T>
-void page_min_max(const T* keys, std::int64_t count, std::int64_t head_dim, float* page_min, float* page_max) {
+// Quest's criticality of a page for query q is Σ_d max(q_d·min_d, q_d·max_d) ≥ q·k for every key k of
+// the page (each term bounds q_d·k_d for k_d in [min_d, max_d]; min and max per channel over the page's
+// keys). The term is q_d·max_d where q_d ≥ 0 and q_d·min_d where q_d < 0, so the bound is the product of
+// the query's features [q⁺, q⁻] (2·D) with the page's summary [max; min]: one matrix product rates
+// every page for a tile of queries.
+inline void quest_features(const float* q, std::int64_t head_dim, float* features) {
   for (std::int64_t d = 0; d < head_dim; ++d) {
-    page_min[d] = std::numeric_limits<float>::infinity();
-    page_max[d] = -std::numeric_limits<float>::infinity();
+    features[d] = std::max(q[d], 0.0f);
+    features[head_dim + d] = std::min(q[d], 0.0f);
   }
-  for (std::int64_t j = 0; j < count; ++j)
-    for (std::int64_t d = 0; d < head_dim; ++d) {
+}
+// column[d·stride] = max and column[(head_dim + d)·stride] = min over the page's `count` keys of channel d.
+template <class T>
+void quest_page_summary(const T* keys, std::int64_t count, std::int64_t head_dim, float* column, std::int64_t stride) {
+  for (std::int64_t d = 0; d < head_dim; ++d) {
+    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+    for (std::int64_t j = 0; j < count; ++j) {
       const float x = widen_element(keys[j * head_dim + d]);
-      page_min[d] = std::min(page_min[d], x);
-      page_max[d] = std::max(page_max[d], x);
+      lo = std::min(lo, x);
+      hi = std::max(hi, x);
     }
+    column[d * stride] = hi;
+    column[(head_dim + d) * stride] = lo;
+  }
 }
 
-// Quest's criticality: Σ_d max(q_d·min_d, q_d·max_d) ≥ q·k for every key k of the page, because each
-// term bounds q_d·k_d for k_d in [min_d, max_d].
-inline float quest_upper_bound(const float* q, const float* page_min, const float* page_max, std::int64_t head_dim) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (std::int64_t d = 0; d < head_dim; ++d) s += std::max(q[d] * page_min[d], q[d] * page_max[d]);
-  return s;
+// The keys of one (batch, kv head) in tiles of simd::kLanes keys, each tile stored [d][lane] as fp32 and
+// zero past the last key: a query's scores against a tile are head_dim vector FMAs, no horizontal sums.
+template <class T>
+void tile_keys(const T* keys, std::int64_t count, std::int64_t head_dim, float* tiles) {
+  constexpr std::int64_t L = simd::kLanes;
+  const std::int64_t n_tiles = (count + L - 1) / L;
+  for (std::int64_t t = 0; t < n_tiles; ++t) {
+    float* tile = tiles + t * head_dim * L;
+    for (std::int64_t lane = 0; lane < L; ++lane) {
+      const std::int64_t j = t * L + lane;
+      for (std::int64_t d = 0; d < head_dim; ++d) tile[d * L + lane] = j < count ? widen_element(keys[j * head_dim + d]) : 0.0f;
+    }
+  }
+}
+
+// out[g·kLanes + lane] = Σ_d q[d]·tiles[g][d·kLanes + lane] for G key tiles at once (G independent
+// accumulators keep the FMA pipes busy).
+template <int G>
+inline void key_tile_scores(const float* q, std::int64_t head_dim, const float* const* tiles, float* out) {
+  constexpr std::int64_t L = simd::kLanes;
+  simd::vfloat acc[G] = {};
+  for (std::int64_t d = 0; d < head_dim; ++d) {
+    const simd::vfloat qd = simd::splat(q[d]);
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) acc[g] += qd * simd::load(tiles[g] + d * L);
+  }
+#pragma GCC unroll 8
+  for (int g = 0; g < G; ++g) simd::store(out + g * L, acc[g]);
+}
+
+// The keys [k0, k1) a query attends to in one chosen block, and where their scores are: the score of key
+// k is at score[base + k].
+struct KeyRange {
+  std::int64_t k0, k1, base;
+};
+
+// out[c] = Σ over the ranges' keys k of p[base + k]·values[k·ldv + c0 + c], c < Vecs·kLanes.
+template <int Vecs>
+inline void range_values(const KeyRange* ranges, std::int64_t n_ranges, const float* p, const float* values,
+                         std::int64_t ldv, float* out) {
+  constexpr std::int64_t L = simd::kLanes;
+  simd::vfloat acc[Vecs] = {};
+  for (std::int64_t r = 0; r < n_ranges; ++r) {
+    const KeyRange& kr = ranges[r];
+    for (std::int64_t k = kr.k0; k < kr.k1; ++k) {
+      const simd::vfloat pk = simd::splat(p[kr.base + k]);
+      const float* vrow = values + k * ldv;
+#pragma GCC unroll 4
+      for (int v = 0; v < Vecs; ++v) acc[v] += pk * simd::load(vrow + v * L);
+    }
+  }
+#pragma GCC unroll 4
+  for (int v = 0; v < Vecs; ++v) simd::store(out + v * L, acc[v]);
+}
+
+constexpr std::int64_t kSelectQueryTile = 16;  // queries whose candidate blocks are rated together
+
+// Per-thread scratch, sized once in plan() so that run() allocates nothing.
+struct BlockSelectScratch {
+  std::vector<float> query, features, block_score, values, key_score, out;
+  std::vector<Kept> heap;
+  std::vector<std::int32_t> chosen;
+  std::vector<const float*> tiles;
+  std::vector<KeyRange> ranges;
+  BlockSelectScratch(const Problem& p, const BlockSelection& s, std::int64_t features_per_query,
+                     std::int64_t value_ld) {
+    const std::int64_t nb = s.blocks(p), R = kSelectQueryTile, L = simd::kLanes;
+    // At most min(topk + 1, blocks) blocks per query, each over at most ⌈block/L⌉ + 1 key tiles.
+    const std::int64_t max_ranges = std::min(s.topk + 1, nb);
+    const std::int64_t max_tiles = max_ranges * ((s.block + L - 1) / L + 1);
+    query.resize(static_cast<std::size_t>(R * p.head_dim));
+    features.resize(static_cast<std::size_t>(R * features_per_query));
+    block_score.resize(static_cast<std::size_t>(R * nb));
+    values.resize(static_cast<std::size_t>(nb));
+    key_score.resize(static_cast<std::size_t>(max_tiles * L));
+    out.resize(static_cast<std::size_t>(value_ld));
+    heap.resize(static_cast<std::size_t>(nb));
+    chosen.resize(static_cast<std::size_t>(nb + 1));
+    tiles.resize(static_cast<std::size_t>(max_tiles));
+    ranges.resize(static_cast<std::size_t>(max_ranges));
+  }
+};
+
+// What block_select_forward reads besides Q: keys in tiles (tile_keys), values as fp32 rows of `ld`
+// floats (the input itself when it is fp32 with whole vectors per row, else a widened, padded copy),
+// and the gate's block summaries transposed, [batch·kv_heads][features][blocks], with the query
+// features they are multiplied by.
+struct BlockSelectInputs {
+  const float* key_tiles;   // [batch·kv_heads][⌈kv_len/kLanes⌉][head_dim][kLanes]
+  const float* values;      // [batch·kv_heads][kv_len][ld]
+  std::int64_t ld;
+  const float* summary_t;   // [batch·kv_heads][features][blocks]
+  std::int64_t features;    // per query
+};
+
+// out[b, h, q] = softmax over the keys of the chosen blocks, exactly. Queries go in tiles of
+// kSelectQueryTile: the tile's ratings of every candidate block are one product of its query features
+// with the summaries (the rating of block j for query q is features(q)·summary_t[·][j], in base-2 units,
+// which preserves the order). Then per query: the best `budget` candidates (the own block rated −inf so
+// that it is never one of them) plus the own block, their keys' scores against the key tiles, one
+// softmax over all of them (no running rescale: every score is known), and the value rows weighted in
+// registers. query_features(q, f) fills a query's features from its scaled query.
+template <class T, class QueryFeatures>
+void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const BlockSelection& s,
+                          const BlockSelectInputs& x, std::vector<BlockSelectScratch>& scratch,
+                          const QueryFeatures& query_features) {
+  const TypedIO<T> io(in, out);
+  constexpr std::int64_t L = simd::kLanes, R = kSelectQueryTile, kVecs = 4;
+  const std::int64_t H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim;
+  const std::int64_t nb = s.blocks(p), F = x.features, key_tiles = (Lk + L - 1) / L;
+  const float qscale = static_cast<float>(p.scale) * simd::kLog2e;  // scores in base-2 units
+  const std::int64_t query_tiles = (Lq + R - 1) / R;
+
+#pragma omp parallel num_threads(static_cast <int>(scratch.size()))
+  {
+    BlockSelectScratch& w = scratch[static_cast<std::size_t>(omp_get_thread_num())];
+    float* key_score = w.key_score.data();
+    std::int32_t* cand = w.chosen.data();
+
+#pragma omp for collapse(2) schedule(dynamic, 1)
+    for (std::int64_t bh = 0; bh < p.batch * H; ++bh)
+      for (std::int64_t qt = 0; qt < query_tiles; ++qt) {
+        const std::int64_t b = bh / H, kvh = p.kv_head_of(bh % H), bkv = b * p.kv_heads + kvh;
+        const std::int64_t q0 = qt * R, nq = std::min(R, Lq - q0);
+        QueryBlocks g[R];
+        std::int64_t rated = 0;  // candidates rated for the tile: those of the queries that choose among them
+        for (std::int64_t i = 0; i < nq; ++i) {
+          g[i] = query_blocks(p, s, q0 + i);
+          const T* qsrc = io.q + (bh * Lq + q0 + i) * D;
+          float* qf = w.query.data() + i * D;
+          for (std::int64_t d = 0; d < D; ++d) qf[d] = widen_element(qsrc[d]) * qscale;
+          query_features(qf, w.features.data() + i * F);
+          if (g[i].visible_end > 0 && g[i].budget > 0 && g[i].budget < g[i].candidates) rated = std::max(rated, g[i].candidate_end);
+        }
+        if (rated > 0)
+          scores_from_transposed_keys(w.features.data(), F, nq, x.summary_t + bkv * F * nb, nb, rated, F,
+                                      w.block_score.data(), nb);
+
+        const float* kt = x.key_tiles + bkv * key_tiles * D * L;
+        const float* vbh = x.values + bkv * Lk * x.ld;
+        for (std::int64_t i = 0; i < nq; ++i) {
+          T* orow = io.o + (bh * Lq + q0 + i) * Dv;
+          const QueryBlocks& gi = g[i];
+          if (gi.visible_end == 0) {
+            for (std::int64_t c = 0; c < Dv; ++c) narrow_element(0.0f, orow + c);
+            continue;
+          }
+          // Selection, then the own block; blocks in order, so K and V stream forward.
+          std::int64_t n = 0;
+          if (gi.budget < gi.candidates) {
+            float* rating = w.block_score.data() + i * nb;
+            if (gi.own >= 0 && gi.own < gi.candidate_end) rating[gi.own] = simd::kNegInf;
+            n = select_top(rating, gi.candidate_end, gi.budget, w.heap.data(), w.values.data(), cand);
+          } else {
+            for (std::int64_t blk = 0; blk < gi.candidate_end; ++blk)
+              if (blk != gi.own) cand[n++] = static_cast<std::int32_t>(blk);
+          }
+          if (gi.own >= 0) {
+            cand[n++] = static_cast<std::int32_t>(gi.own);
+            std::sort(cand, cand + n);
+          }
+
+          // The chosen keys as ranges over key tiles; lanes outside a range score −inf.
+          std::int64_t n_ranges = 0, n_tiles = 0;
+          for (std::int64_t j = 0; j < n; ++j) {
+            const std::int64_t k0 = cand[j] * s.block, k1 = std::min(k0 + s.block, gi.visible_end);
+            if (k1 <= k0) continue;
+            const std::int64_t t0 = k0 / L, t1 = (k1 + L - 1) / L;
+            w.ranges[static_cast<std::size_t>(n_ranges++)] = KeyRange{k0, k1, (n_tiles - t0) * L};
+            for (std::int64_t t = t0; t < t1; ++t) w.tiles[static_cast<std::size_t>(n_tiles++)] = kt + t * D * L;
+          }
+          const float* qf = w.query.data() + i * D;
+          const float* const* tiles = w.tiles.data();
+          std::int64_t t = 0;
+          for (; t + 8 <= n_tiles; t += 8) key_tile_scores<8>(qf, D, tiles + t, key_score + t * L);
+          for (; t + 4 <= n_tiles; t += 4) key_tile_scores<4>(qf, D, tiles + t, key_score + t * L);
+          for (; t < n_tiles; ++t) key_tile_scores<1>(qf, D, tiles + t, key_score + t * L);
+          for (std::int64_t r = 0; r < n_ranges; ++r) {
+            const KeyRange& kr = w.ranges[static_cast<std::size_t>(r)];
+            const std::int64_t first = kr.base + kr.k0 / L * L, last = kr.base + (kr.k1 + L - 1) / L * L;
+            for (std::int64_t j = first; j < kr.base + kr.k0; ++j) key_score[j] = simd::kNegInf;
+            for (std::int64_t j = kr.base + kr.k1; j < last; ++j) key_score[j] = simd::kNegInf;
+          }
+
+          // One softmax over every chosen key (base 2), the probabilities written over the scores.
+          simd::vfloat vmax = simd::splat(simd::kNegInf);
+          for (std::int64_t j = 0; j < n_tiles * L; j += L) vmax = simd::vmax(vmax, simd::load(key_score + j));
+          float row_max = simd::kNegInf;
+          for (std::int64_t lane = 0; lane < L; ++lane) row_max = std::max(row_max, vmax[lane]);
+          const simd::vfloat m = simd::splat(row_max);
+          simd::vfloat vsum{};
+          for (std::int64_t j = 0; j < n_tiles * L; j += L) {
+            const simd::vfloat e = simd::exp2_nonpositive(simd::load(key_score + j) - m);
+            simd::store(key_score + j, e);
+            vsum += e;
+          }
+          float row_sum = 0.0f;
+          for (std::int64_t lane = 0; lane < L; ++lane) row_sum += vsum[lane];
+          const float inv = row_sum > 0.0f ? 1.0f / row_sum : 0.0f;
+
+          // Output: the weighted value rows, kVecs vectors of the value dim at a time.
+          float* acc = w.out.data();
+          const KeyRange* ranges = w.ranges.data();
+          for (std::int64_t c0 = 0; c0 < x.ld; c0 += kVecs * L) {
+            switch (std::min(kVecs, (x.ld - c0) / L)) {
+              case 4:
+                range_values<4>(ranges, n_ranges, key_score, vbh + c0, x.ld, acc + c0);
+                break;
+              case 3:
+                range_values<3>(ranges, n_ranges, key_score, vbh + c0, x.ld, acc + c0);
+                break;
+              case 2:
+                range_values<2>(ranges, n_ranges, key_score, vbh + c0, x.ld, acc + c0);
+                break;
+              default:
+                range_values<1>(ranges, n_ranges, key_score, vbh + c0, x.ld, acc + c0);
+                break;
+            }
+          }
+          for (std::int64_t c = 0; c < Dv; ++c) narrow_element(acc[c] * inv, orow + c);
+        }
+      }
+  }
 }
 
 // One method of the family, as a plan and a method over a Gate: how the method summarises the key
 // blocks and rates one for a query. Each method supplies only its gate, its BlockSelection (from its
 // parameters), info() and registration. A Gate provides
-//   Gate(const Problem&, const BlockSelection&)  sizes its summaries, in plan()
-//   template <class T> auto summarise(const Problem&, const BlockSelection&, const Tensor& k)
-//       rebuilds the summaries from the keys and returns score_block(b, kv_head, block, q) for
-//       block_select_forward; the summaries depend on the keys, so this is part of the timed cost
+//   static std::int64_t features(const Problem&)       features per query
+//   static void query_features(const float* q, std::int64_t head_dim, float* f)
+//       a query's features from its (scaled) query vector
+//   template <class T> static void summarise(const T* keys, std::int64_t count, std::int64_t head_dim,
+//                                            float* column, std::int64_t stride)
+//       one block's summary from its keys, written to column[f·stride] for every feature f; the rating
+//       of the block is Σ_f features[f]·column[f·stride]. The summaries depend on the keys, so they
+//       are rebuilt (and timed) in run()
 //   static constexpr double score_flops    per channel, per candidate block rated
 //   static constexpr double summary_flops  per channel, per key summarised
 template <class Gate>
 class BlockSelectPlan final : public Plan {
  public:
   BlockSelectPlan(const Problem& p, const BlockSelection& s)
-      : p_(p), s_(s), gate_(p, s), scratch_(make_block_select_scratch(p, s)) {}
+      : p_(p),
+        s_(s),
+        values_in_place_(p.dtype == Dtype::f32 && p.value_dim % simd::kLanes == 0),
+        ld_(simd::round_up(p.value_dim, simd::kLanes)),
+        key_tiles_(static_cast<std::size_t>(p.batch * p.kv_heads * simd::round_up(p.kv_len, simd::kLanes) *
+                                            p.head_dim)),
+        values_(values_in_place_ ? 0 : static_cast<std::size_t>(p.batch * p.kv_heads * p.kv_len * ld_)),
+        summary_t_(static_cast<std::size_t>(p.batch * p.kv_heads * Gate::features(p) * s.blocks(p))),
+        scratch_(per_thread_scratch<BlockSelectScratch>(max_threads(), p, s, Gate::features(p), ld_)) {}
 
   void run(const Inputs& in, Tensor& out) override {
     dispatch_fp32_or_bf16(p_.dtype, [&](auto element) {
       using T = decltype(element);
-      block_select_forward<T>(p_, in, out, s_, scratch_, gate_.template summarise<T>(p_, s_, in.k));
+      prepare<T>(in);
+      const BlockSelectInputs x{key_tiles_.data(), values_in_place_ ? static_cast<const float*>(in.v.data()) : values_.data(),
+                                ld_, summary_t_.data(), Gate::features(p_)};
+      block_select_forward<T>(p_, in, out, s_, x, scratch_,
+                              [D = p_.head_dim](const float* q, float* f) { Gate::query_features(q, D, f); });
     });
   }
 
  private:
+  // The key tiles, the widened values where needed and the block summaries, from this run's K and V.
+  template <class T>
+  void prepare(const Inputs& in) {
+    const Problem& p = p_;
+    const T* k = static_cast<const T*>(in.k.data());
+    const T* v = static_cast<const T*>(in.v.data());
+    const std::int64_t Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim, L = simd::kLanes;
+    const std::int64_t nb = s_.blocks(p), F = Gate::features(p), BKV = p.batch * p.kv_heads;
+    const std::int64_t tiles = (Lk + L - 1) / L;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (std::int64_t bkv = 0; bkv < BKV; ++bkv)
+      for (std::int64_t blk = 0; blk < nb; ++blk) {
+        const std::int64_t k0 = blk * s_.block, count = std::min(s_.block, Lk - k0);
+        Gate::summarise(k + (bkv * Lk + k0) * D, count, D, summary_t_.data() + bkv * F * nb + blk, nb);
+      }
+#pragma omp parallel for schedule(static)
+    for (std::int64_t bkv = 0; bkv < BKV; ++bkv)
+      tile_keys(k + bkv * Lk * D, Lk, D, key_tiles_.data() + bkv * tiles * D * L);
+    if (!values_in_place_) {
+#pragma omp parallel for collapse(2) schedule(static)
+      for (std::int64_t bkv = 0; bkv < BKV; ++bkv)
+        for (std::int64_t j = 0; j < Lk; ++j) {
+          float* dst = values_.data() + (bkv * Lk + j) * ld_;
+          const T* src = v + (bkv * Lk + j) * Dv;
+          for (std::int64_t c = 0; c < Dv; ++c) dst[c] = widen_element(src[c]);
+          std::fill(dst + Dv, dst + ld_, 0.0f);
+        }
+    }
+  }
+
   Problem p_;
   BlockSelection s_;
-  Gate gate_;
+  bool values_in_place_;
+  std::int64_t ld_;
+  std::vector<float> key_tiles_, values_, summary_t_;
   std::vector<BlockSelectScratch> scratch_;
 };
 
@@ -443,26 +645,19 @@ class BlockSelectMethod : public Method {
 // The gate of moba and landmark_block: a block is represented by its mean key (MoBA's gate; the stand-in
 // for Landmark Attention's trained landmark token) and rated by q·mean, D products and adds per block;
 // the means cost D adds per key.
-class MeanKeyGate {
- public:
+struct MeanKeyGate {
   static constexpr double score_flops = 2.0;
   static constexpr double summary_flops = 1.0;
-
-  MeanKeyGate(const Problem& p, const BlockSelection& s)
-      : means_(static_cast<std::size_t>(p.batch * p.kv_heads * s.blocks(p) * p.head_dim)) {}
-
+  static std::int64_t features(const Problem& p) { return p.head_dim; }
+  static void query_features(const float* q, std::int64_t head_dim, float* f) { std::copy(q, q + head_dim, f); }
   template <class T>
-  auto summarise(const Problem& p, const BlockSelection& s, const Tensor& k) {
-    block_mean_keys<T>(p, k, s.block, means_);
-    const std::int64_t nb = s.blocks(p), D = p.head_dim, Hkv = p.kv_heads;
-    const float* means = means_.data();
-    return [=](std::int64_t b, std::int64_t kvh, std::int64_t blk, const float* q) {
-      return dot_product(q, means + ((b * Hkv + kvh) * nb + blk) * D, D);
-    };
+  static void summarise(const T* keys, std::int64_t count, std::int64_t head_dim, float* column, std::int64_t stride) {
+    for (std::int64_t d = 0; d < head_dim; ++d) {
+      float sum = 0.0f;
+      for (std::int64_t j = 0; j < count; ++j) sum += widen_element(keys[j * head_dim + d]);
+      column[d * stride] = sum / static_cast<float>(count);
+    }
   }
-
- private:
-  std::vector<float> means_;  // [batch][kv_heads][blocks][head_dim]
 };
 
 }  // namespace attnbench::kernels

@@ -16,38 +16,19 @@ namespace {
 // without one every page competes and none is forced.
 //
 // Quest's gate: per page and channel the min and max key, 2·D comparisons per key; a page is rated by
-// the bound, two products, a max and an add per channel. Quest keeps the summaries with the KV cache;
-// here the cache arrives with the call, so they are rebuilt (and timed) in run().
-class QuestGate {
- public:
+// the bound, two products, a max and an add per channel (computed as the product of the query's
+// features [q⁺, q⁻] with the page's [max; min], which gives the same terms: quest_features). Quest
+// keeps the summaries with the KV cache; here the cache arrives with the call, so they are rebuilt (and
+// timed) in run().
+struct QuestGate {
   static constexpr double score_flops = 4.0;
   static constexpr double summary_flops = 2.0;
-
-  QuestGate(const Problem& p, const kernels::BlockSelection& s)
-      : page_min_(static_cast<std::size_t>(p.batch * p.kv_heads * s.blocks(p) * p.head_dim)),
-        page_max_(page_min_.size()) {}
-
+  static std::int64_t features(const Problem& p) { return 2 * p.head_dim; }
+  static void query_features(const float* q, std::int64_t head_dim, float* f) { kernels::quest_features(q, head_dim, f); }
   template <class T>
-  auto summarise(const Problem& p, const kernels::BlockSelection& s, const Tensor& k) {
-    const std::int64_t nb = s.blocks(p), D = p.head_dim, Hkv = p.kv_heads, Lk = p.kv_len;
-    const T* kbase = static_cast<const T*>(k.data());
-#pragma omp parallel for collapse(2) schedule(static)
-    for (std::int64_t bkv = 0; bkv < p.batch * Hkv; ++bkv)
-      for (std::int64_t pg = 0; pg < nb; ++pg) {
-        const std::int64_t k0 = pg * s.block, count = std::min(s.block, Lk - k0);
-        kernels::page_min_max(kbase + (bkv * Lk + k0) * D, count, D, page_min_.data() + (bkv * nb + pg) * D,
-                              page_max_.data() + (bkv * nb + pg) * D);
-      }
-    const float* mn = page_min_.data();
-    const float* mx = page_max_.data();
-    return [=](std::int64_t b, std::int64_t kvh, std::int64_t pg, const float* q) {
-      const std::int64_t at = ((b * Hkv + kvh) * nb + pg) * D;
-      return kernels::quest_upper_bound(q, mn + at, mx + at, D);
-    };
+  static void summarise(const T* keys, std::int64_t count, std::int64_t head_dim, float* column, std::int64_t stride) {
+    kernels::quest_page_summary(keys, count, head_dim, column, stride);
   }
-
- private:
-  std::vector<float> page_min_, page_max_;  // [batch][kv_heads][pages][head_dim]
 };
 
 // FLOPs, bytes, plan and the shared refusals come from BlockSelectMethod over Quest's gate.

@@ -51,18 +51,23 @@ TEST_CASE("quest page bound is at least every score in the page", "[quest][metho
   std::int64_t checked = 0;
   double tightest = INFINITY;  // smallest bound − max score seen: the bound is not vacuous
   for (const std::int64_t page : {1, 5, 16, 64}) {
-    std::vector<float> mn(static_cast<std::size_t>(D)), mx(static_cast<std::size_t>(D)), q(static_cast<std::size_t>(D));
+    // The method's own pieces: the page summary [max; min] and the query features [q⁺, q⁻], whose
+    // product is its rating of the page.
+    std::vector<float> column(static_cast<std::size_t>(2 * D)), q(static_cast<std::size_t>(D)),
+        features(static_cast<std::size_t>(2 * D));
     for (std::int64_t kvh = 0; kvh < p.kv_heads; ++kvh)
       for (std::int64_t k0 = 0; k0 < p.kv_len; k0 += page) {
         const std::int64_t count = std::min(page, p.kv_len - k0);
         if (dtype == Dtype::f32)
-          kernels::page_min_max(in.k.f32() + (kvh * p.kv_len + k0) * D, count, D, mn.data(), mx.data());
+          kernels::quest_page_summary(in.k.f32() + (kvh * p.kv_len + k0) * D, count, D, column.data(), 1);
         else
-          kernels::page_min_max(in.k.bf16() + (kvh * p.kv_len + k0) * D, count, D, mn.data(), mx.data());
+          kernels::quest_page_summary(in.k.bf16() + (kvh * p.kv_len + k0) * D, count, D, column.data(), 1);
         for (std::int64_t h = kvh * p.group_size(); h < (kvh + 1) * p.group_size(); ++h)
           for (std::int64_t i = 0; i < p.q_len; ++i) {
             for (std::int64_t d = 0; d < D; ++d) q[d] = static_cast<float>(testing::q_elem(p, in, 0, h, i, d));
-            const double bound = kernels::quest_upper_bound(q.data(), mn.data(), mx.data(), D);
+            kernels::quest_features(q.data(), D, features.data());
+            double bound = 0;
+            for (std::int64_t f = 0; f < 2 * D; ++f) bound += double{features[f]} * column[f];
             double best = -INFINITY;
             for (std::int64_t k = k0; k < k0 + count; ++k) {
               double dot = 0;
