@@ -5,6 +5,7 @@
 // and in whether the query's own block counts towards the budget; everything else lives here once.
 #pragma once
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attnbench/method.hpp"
@@ -147,9 +149,25 @@ inline float kth_largest(const float* score, std::int64_t n, std::int64_t kept, 
     std::nth_element(values, values + (rank - 1), values + m, std::greater<float>());
     return values[rank - 1];
   };
-  float lo = kInf, hi = -kInf;  // the least finite score, the greatest score
+  // The least finite score and the greatest score, and whether any is +inf or NaN: vector passes.
+  constexpr std::int64_t L = simd::kLanes;
+  simd::vfloat vlo = simd::splat(kInf), vhi = simd::splat(-kInf);
+  simd::vint vunordered{};
+  std::int64_t j0 = 0;
+  for (; j0 + L <= n; j0 += L) {
+    const simd::vfloat x = simd::load(score + j0);
+    vunordered |= ~(x < simd::splat(kInf));
+    vlo = simd::vmin(vlo, x > simd::splat(-kInf) ? x : simd::splat(kInf));
+    vhi = simd::vmax(vhi, x);
+  }
+  float lo = kInf, hi = -kInf;
   bool unordered = false;
-  for (std::int64_t j = 0; j < n; ++j) {
+  for (std::int64_t l = 0; l < L; ++l) {
+    unordered |= vunordered[l] != 0;
+    lo = std::min(lo, vlo[l]);
+    hi = std::max(hi, vhi[l]);
+  }
+  for (std::int64_t j = j0; j < n; ++j) {
     const float x = score[j];
     unordered |= !(x < kInf);
     if (x > -kInf) lo = std::min(lo, x);
@@ -176,16 +194,28 @@ inline float kth_largest(const float* score, std::int64_t n, std::int64_t kept, 
       c_hi = c;
     }
   }
+  // The few scores in [lo, hi), skipping vectors with none.
   std::int64_t m = 0;
-  for (std::int64_t j = 0; j < n; ++j) {
-    values[m] = score[j];
-    m += score[j] >= lo && score[j] < hi ? 1 : 0;
+  const simd::vfloat lo_v = simd::splat(lo), hi_v = simd::splat(hi);
+  for (std::int64_t j = 0; j < n; j += L) {
+    if (j + L <= n) {
+      const simd::vfloat x = simd::load(score + j);
+      const simd::vint in = (x >= lo_v) & (x < hi_v);
+      bool any = false;
+      for (std::int64_t l = 0; l < L; ++l) any |= in[l] != 0;
+      if (!any) continue;
+    }
+    for (std::int64_t i = j; i < std::min(j + L, n); ++i) {
+      values[m] = score[i];
+      m += score[i] >= lo && score[i] < hi ? 1 : 0;
+    }
   }
   return by_selection(m, kept - c_hi);
 }
 
 // The `kept` highest of score[0, n), ties going to the lower index, as ascending indices in `order` (K
-// and V are then streamed forward); `heap` (kept entries) and `values` (n) are scratch. Used over keys by
+// and V are then streamed forward; `order` has room for kept + 1: the threshold pass writes one past
+// the last index it takes); `heap` (kept entries) and `values` (n) are scratch. Used over keys by
 // topk and over blocks by this family. Where kept is a small part of n (at most 1/32): one pass in
 // index order over a heap of the kept candidates whose top is the worst of them — a later index
 // displaces it only with a strictly higher score (on a tie the lower index wins), and a block of 16
@@ -203,11 +233,19 @@ inline std::int64_t select_top(const float* score, std::int64_t n, std::int64_t 
   if (kept <= 0) return 0;
   if (kept * 32 > n) {
     const float threshold = kth_largest(score, n, kept, values);
-    std::int64_t above = 0;
-    for (std::int64_t j = 0; j < n; ++j) above += score[j] > threshold ? 1 : 0;
+    // Above the threshold: at least the next float up (none above +inf).
+    const std::int64_t above =
+        threshold == std::numeric_limits<float>::infinity()
+            ? 0
+            : count_at_least(score, n, std::nextafter(threshold, std::numeric_limits<float>::infinity()));
+    // Every index above it and the lowest ones equal to it, without branches on the scores.
     std::int64_t ties = kept - above, m = 0;
-    for (std::int64_t j = 0; j < n; ++j)
-      if (score[j] > threshold || (score[j] == threshold && ties-- > 0)) order[m++] = static_cast<std::int32_t>(j);
+    for (std::int64_t j = 0; j < n; ++j) {
+      const bool tie = score[j] == threshold && ties > 0;
+      ties -= tie ? 1 : 0;
+      order[m] = static_cast<std::int32_t>(j);
+      m += score[j] > threshold || tie ? 1 : 0;
+    }
     return m;
   }
   // better(a, b): a ranks above b; under it the heap's top is the worst candidate.
@@ -367,29 +405,62 @@ inline void range_values(const KeyRange* ranges, std::int64_t n_ranges, const fl
 
 constexpr std::int64_t kSelectQueryTile = 16;  // queries whose candidate blocks are rated together
 
+// How the attention part is cut so that K and V come from the core's own cache: keys in chunks whose
+// key tiles and value rows take about half the L2 (chunk_keys), and queries in batches (batch_queries)
+// that each read every chunk once, instead of every query reading its chosen keys from wherever they
+// are (a query of Quest at L 8K reads 0.5 MB of K and V; a head's K and V are 4 MB).
+struct BlockSelectTiling {
+  std::int64_t chunk_keys = 0;
+  std::int64_t batch_queries = 0;
+  std::int64_t max_blocks = 0;  // blocks a query attends to, at most
+};
+
+inline std::int64_t l2_cache_bytes() {
+  const long bytes = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
+  return bytes > 0 ? static_cast<std::int64_t>(bytes) : std::int64_t{1} << 20;
+}
+
+inline BlockSelectTiling block_select_tiling(const Problem& p, const BlockSelection& s, std::int64_t value_ld) {
+  constexpr std::int64_t L = simd::kLanes;
+  BlockSelectTiling t;
+  const std::int64_t per_key = (p.head_dim + value_ld) * static_cast<std::int64_t>(sizeof(float));
+  t.chunk_keys = std::max(L, l2_cache_bytes() / 2 / per_key / L * L);
+  if (s.block < t.chunk_keys) t.chunk_keys = t.chunk_keys / s.block * s.block;  // whole blocks per chunk
+  t.max_blocks = std::min(s.topk + 1, s.blocks(p));
+  // The batch's chosen-block lists take at most 4 MB; 16 to 256 queries.
+  const std::int64_t by_lists = (std::int64_t{4} << 20) / (t.max_blocks * 4) / kSelectQueryTile * kSelectQueryTile;
+  t.batch_queries = std::clamp<std::int64_t>(by_lists, kSelectQueryTile, 256);
+  return t;
+}
+
 // Per-thread scratch, sized once in plan() so that run() allocates nothing.
 struct BlockSelectScratch {
-  std::vector<float> query, features, block_score, values, key_score, out;
+  std::vector<float> query, features, block_score, values, key_score, chunk_out, acc, row_max, row_sum;
   std::vector<Kept> heap;
-  std::vector<std::int32_t> chosen;
+  std::vector<std::int32_t> chosen, n_chosen, cursor;
   std::vector<const float*> tiles;
   std::vector<KeyRange> ranges;
   BlockSelectScratch(const Problem& p, const BlockSelection& s, std::int64_t features_per_query,
-                     std::int64_t value_ld) {
-    const std::int64_t nb = s.blocks(p), R = kSelectQueryTile, L = simd::kLanes;
-    // At most min(topk + 1, blocks) blocks per query, each over at most ⌈block/L⌉ + 1 key tiles.
-    const std::int64_t max_ranges = std::min(s.topk + 1, nb);
-    const std::int64_t max_tiles = max_ranges * ((s.block + L - 1) / L + 1);
-    query.resize(static_cast<std::size_t>(R * p.head_dim));
+                     std::int64_t value_ld, const BlockSelectTiling& t) {
+    const std::int64_t nb = s.blocks(p), R = kSelectQueryTile, L = simd::kLanes, Q = t.batch_queries;
+    // In one chunk a query attends to at most max_blocks ranges of at most min(block, chunk) keys each,
+    // each over at most ⌈keys/L⌉ + 1 key tiles.
+    const std::int64_t max_tiles = t.max_blocks * ((std::min(s.block, t.chunk_keys) + L - 1) / L + 1);
+    query.resize(static_cast<std::size_t>(Q * p.head_dim));
     features.resize(static_cast<std::size_t>(R * features_per_query));
     block_score.resize(static_cast<std::size_t>(R * nb));
     values.resize(static_cast<std::size_t>(nb));
     key_score.resize(static_cast<std::size_t>(max_tiles * L));
-    out.resize(static_cast<std::size_t>(value_ld));
+    chunk_out.resize(static_cast<std::size_t>(value_ld));
+    acc.resize(static_cast<std::size_t>(Q * value_ld));
+    row_max.resize(static_cast<std::size_t>(Q));
+    row_sum.resize(static_cast<std::size_t>(Q));
     heap.resize(static_cast<std::size_t>(nb));
-    chosen.resize(static_cast<std::size_t>(nb + 1));
+    chosen.resize(static_cast<std::size_t>(Q * t.max_blocks));
+    n_chosen.resize(static_cast<std::size_t>(Q));
+    cursor.resize(static_cast<std::size_t>(Q));
     tiles.resize(static_cast<std::size_t>(max_tiles));
-    ranges.resize(static_cast<std::size_t>(max_ranges));
+    ranges.resize(static_cast<std::size_t>(t.max_blocks));
   }
 };
 
@@ -405,130 +476,179 @@ struct BlockSelectInputs {
   std::int64_t features;    // per query
 };
 
-// out[b, h, q] = softmax over the keys of the chosen blocks, exactly. Queries go in tiles of
-// kSelectQueryTile: the tile's ratings of every candidate block are one product of its query features
-// with the summaries (the rating of block j for query q is features(q)·summary_t[·][j], in base-2 units,
-// which preserves the order). Then per query: the best `budget` candidates (the own block rated −inf so
-// that it is never one of them) plus the own block, their keys' scores against the key tiles, one
-// softmax over all of them (no running rescale: every score is known), and the value rows weighted in
-// registers. query_features(q, f) fills a query's features from its scaled query.
+// One query's part of the attention in one chunk of keys: the scores of the keys in `ranges` (n_tiles
+// key tiles in `tiles`, lanes outside a range −inf), their base-2 softmax with the chunk's own maximum,
+// and the weighted value rows into `out` (ld floats). Returns the chunk's maximum and sum.
+inline std::pair<float, float> attend_ranges(const float* qf, std::int64_t D, const float* const* tiles,
+                                             std::int64_t n_tiles, const KeyRange* ranges, std::int64_t n_ranges,
+                                             const float* values, std::int64_t ld, float* key_score, float* out) {
+  constexpr std::int64_t L = simd::kLanes, kVecs = 4;
+  std::int64_t t = 0;
+  for (; t + 8 <= n_tiles; t += 8) key_tile_scores<8>(qf, D, tiles + t, key_score + t * L);
+  for (; t + 4 <= n_tiles; t += 4) key_tile_scores<4>(qf, D, tiles + t, key_score + t * L);
+  for (; t < n_tiles; ++t) key_tile_scores<1>(qf, D, tiles + t, key_score + t * L);
+  for (std::int64_t r = 0; r < n_ranges; ++r) {
+    const KeyRange& kr = ranges[r];
+    const std::int64_t first = kr.base + kr.k0 / L * L, last = kr.base + (kr.k1 + L - 1) / L * L;
+    for (std::int64_t j = first; j < kr.base + kr.k0; ++j) key_score[j] = simd::kNegInf;
+    for (std::int64_t j = kr.base + kr.k1; j < last; ++j) key_score[j] = simd::kNegInf;
+  }
+  simd::vfloat vmax = simd::splat(simd::kNegInf);
+  for (std::int64_t j = 0; j < n_tiles * L; j += L) vmax = simd::vmax(vmax, simd::load(key_score + j));
+  float chunk_max = simd::kNegInf;
+  for (std::int64_t lane = 0; lane < L; ++lane) chunk_max = std::max(chunk_max, vmax[lane]);
+  const simd::vfloat m = simd::splat(chunk_max);
+  simd::vfloat vsum{};
+  for (std::int64_t j = 0; j < n_tiles * L; j += L) {
+    const simd::vfloat e = simd::exp2_nonpositive(simd::load(key_score + j) - m);
+    simd::store(key_score + j, e);
+    vsum += e;
+  }
+  float chunk_sum = 0.0f;
+  for (std::int64_t lane = 0; lane < L; ++lane) chunk_sum += vsum[lane];
+  for (std::int64_t c0 = 0; c0 < ld; c0 += kVecs * L) {
+    switch (std::min(kVecs, (ld - c0) / L)) {
+      case 4:
+        range_values<4>(ranges, n_ranges, key_score, values + c0, ld, out + c0);
+        break;
+      case 3:
+        range_values<3>(ranges, n_ranges, key_score, values + c0, ld, out + c0);
+        break;
+      case 2:
+        range_values<2>(ranges, n_ranges, key_score, values + c0, ld, out + c0);
+        break;
+      default:
+        range_values<1>(ranges, n_ranges, key_score, values + c0, ld, out + c0);
+        break;
+    }
+  }
+  return {chunk_max, chunk_sum};
+}
+
+// out[b, h, q] = softmax over the keys of the chosen blocks, exactly. Work goes in batches of queries
+// of one head (tiling.batch_queries). Selection: queries in tiles of kSelectQueryTile, whose ratings
+// of every candidate block are one product of their features with the summaries (the rating of block j
+// for query q is features(q)·summary_t[·][j], in base-2 units, which preserves the order); per query
+// the best `budget` candidates (the own block rated −inf so that it is never one of them) plus the own
+// block, in order. Attention: the keys in chunks that stay in the core's L2 (tiling.chunk_keys); in each
+// chunk every query of the batch scores its chosen keys there against the key tiles, takes their
+// softmax with the chunk's maximum and weights their value rows in registers, merged into its running
+// maximum, sum and output (one rescale per chunk). query_features(q, f) fills a query's features from
+// its scaled query.
 template <class T, class QueryFeatures>
 void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const BlockSelection& s,
-                          const BlockSelectInputs& x, std::vector<BlockSelectScratch>& scratch,
-                          const QueryFeatures& query_features) {
+                          const BlockSelectTiling& tiling, const BlockSelectInputs& x,
+                          std::vector<BlockSelectScratch>& scratch, const QueryFeatures& query_features) {
   const TypedIO<T> io(in, out);
-  constexpr std::int64_t L = simd::kLanes, R = kSelectQueryTile, kVecs = 4;
-  const std::int64_t H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim;
+  constexpr std::int64_t L = simd::kLanes, R = kSelectQueryTile;
+  const std::int64_t H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim, ld = x.ld;
   const std::int64_t nb = s.blocks(p), F = x.features, key_tiles = (Lk + L - 1) / L;
+  const std::int64_t QB = tiling.batch_queries, MB = tiling.max_blocks, C = tiling.chunk_keys;
   const float qscale = static_cast<float>(p.scale) * simd::kLog2e;  // scores in base-2 units
-  const std::int64_t query_tiles = (Lq + R - 1) / R;
+  const std::int64_t batches = (Lq + QB - 1) / QB;
 
 #pragma omp parallel num_threads(static_cast <int>(scratch.size()))
   {
     BlockSelectScratch& w = scratch[static_cast<std::size_t>(omp_get_thread_num())];
-    float* key_score = w.key_score.data();
-    std::int32_t* cand = w.chosen.data();
 
 #pragma omp for collapse(2) schedule(dynamic, 1)
     for (std::int64_t bh = 0; bh < p.batch * H; ++bh)
-      for (std::int64_t qt = 0; qt < query_tiles; ++qt) {
+      for (std::int64_t qb = 0; qb < batches; ++qb) {
         const std::int64_t b = bh / H, kvh = p.kv_head_of(bh % H), bkv = b * p.kv_heads + kvh;
-        const std::int64_t q0 = qt * R, nq = std::min(R, Lq - q0);
-        QueryBlocks g[R];
-        std::int64_t rated = 0;  // candidates rated for the tile: those of the queries that choose among them
-        for (std::int64_t i = 0; i < nq; ++i) {
-          g[i] = query_blocks(p, s, q0 + i);
-          const T* qsrc = io.q + (bh * Lq + q0 + i) * D;
-          float* qf = w.query.data() + i * D;
-          for (std::int64_t d = 0; d < D; ++d) qf[d] = widen_element(qsrc[d]) * qscale;
-          query_features(qf, w.features.data() + i * F);
-          if (g[i].visible_end > 0 && g[i].budget > 0 && g[i].budget < g[i].candidates) rated = std::max(rated, g[i].candidate_end);
-        }
-        if (rated > 0)
-          scores_from_transposed_keys(w.features.data(), F, nq, x.summary_t + bkv * F * nb, nb, rated, F,
-                                      w.block_score.data(), nb);
+        const std::int64_t qb0 = qb * QB, nqb = std::min(QB, Lq - qb0);
+        std::int64_t visible = 0;  // keys any query of the batch sees
 
-        const float* kt = x.key_tiles + bkv * key_tiles * D * L;
-        const float* vbh = x.values + bkv * Lk * x.ld;
-        for (std::int64_t i = 0; i < nq; ++i) {
-          T* orow = io.o + (bh * Lq + q0 + i) * Dv;
-          const QueryBlocks& gi = g[i];
-          if (gi.visible_end == 0) {
-            for (std::int64_t c = 0; c < Dv; ++c) narrow_element(0.0f, orow + c);
-            continue;
+        // Selection, a tile of queries at a time.
+        for (std::int64_t q0 = qb0; q0 < qb0 + nqb; q0 += R) {
+          const std::int64_t nq = std::min(R, qb0 + nqb - q0);
+          QueryBlocks g[R];
+          std::int64_t rated = 0;  // candidates rated for the tile: those of the queries that choose among them
+          for (std::int64_t i = 0; i < nq; ++i) {
+            g[i] = query_blocks(p, s, q0 + i);
+            const T* qsrc = io.q + (bh * Lq + q0 + i) * D;
+            float* qf = w.query.data() + (q0 - qb0 + i) * D;
+            for (std::int64_t d = 0; d < D; ++d) qf[d] = widen_element(qsrc[d]) * qscale;
+            query_features(qf, w.features.data() + i * F);
+            if (g[i].visible_end > 0 && g[i].budget > 0 && g[i].budget < g[i].candidates)
+              rated = std::max(rated, g[i].candidate_end);
+            visible = std::max(visible, g[i].visible_end);
           }
-          // Selection, then the own block; blocks in order, so K and V stream forward.
-          std::int64_t n = 0;
-          if (gi.budget < gi.candidates) {
-            float* rating = w.block_score.data() + i * nb;
-            if (gi.own >= 0 && gi.own < gi.candidate_end) rating[gi.own] = simd::kNegInf;
-            n = select_top(rating, gi.candidate_end, gi.budget, w.heap.data(), w.values.data(), cand);
-          } else {
-            for (std::int64_t blk = 0; blk < gi.candidate_end; ++blk)
-              if (blk != gi.own) cand[n++] = static_cast<std::int32_t>(blk);
-          }
-          if (gi.own >= 0) {
-            cand[n++] = static_cast<std::int32_t>(gi.own);
-            std::sort(cand, cand + n);
-          }
-
-          // The chosen keys as ranges over key tiles; lanes outside a range score −inf.
-          std::int64_t n_ranges = 0, n_tiles = 0;
-          for (std::int64_t j = 0; j < n; ++j) {
-            const std::int64_t k0 = cand[j] * s.block, k1 = std::min(k0 + s.block, gi.visible_end);
-            if (k1 <= k0) continue;
-            const std::int64_t t0 = k0 / L, t1 = (k1 + L - 1) / L;
-            w.ranges[static_cast<std::size_t>(n_ranges++)] = KeyRange{k0, k1, (n_tiles - t0) * L};
-            for (std::int64_t t = t0; t < t1; ++t) w.tiles[static_cast<std::size_t>(n_tiles++)] = kt + t * D * L;
-          }
-          const float* qf = w.query.data() + i * D;
-          const float* const* tiles = w.tiles.data();
-          std::int64_t t = 0;
-          for (; t + 8 <= n_tiles; t += 8) key_tile_scores<8>(qf, D, tiles + t, key_score + t * L);
-          for (; t + 4 <= n_tiles; t += 4) key_tile_scores<4>(qf, D, tiles + t, key_score + t * L);
-          for (; t < n_tiles; ++t) key_tile_scores<1>(qf, D, tiles + t, key_score + t * L);
-          for (std::int64_t r = 0; r < n_ranges; ++r) {
-            const KeyRange& kr = w.ranges[static_cast<std::size_t>(r)];
-            const std::int64_t first = kr.base + kr.k0 / L * L, last = kr.base + (kr.k1 + L - 1) / L * L;
-            for (std::int64_t j = first; j < kr.base + kr.k0; ++j) key_score[j] = simd::kNegInf;
-            for (std::int64_t j = kr.base + kr.k1; j < last; ++j) key_score[j] = simd::kNegInf;
-          }
-
-          // One softmax over every chosen key (base 2), the probabilities written over the scores.
-          simd::vfloat vmax = simd::splat(simd::kNegInf);
-          for (std::int64_t j = 0; j < n_tiles * L; j += L) vmax = simd::vmax(vmax, simd::load(key_score + j));
-          float row_max = simd::kNegInf;
-          for (std::int64_t lane = 0; lane < L; ++lane) row_max = std::max(row_max, vmax[lane]);
-          const simd::vfloat m = simd::splat(row_max);
-          simd::vfloat vsum{};
-          for (std::int64_t j = 0; j < n_tiles * L; j += L) {
-            const simd::vfloat e = simd::exp2_nonpositive(simd::load(key_score + j) - m);
-            simd::store(key_score + j, e);
-            vsum += e;
-          }
-          float row_sum = 0.0f;
-          for (std::int64_t lane = 0; lane < L; ++lane) row_sum += vsum[lane];
-          const float inv = row_sum > 0.0f ? 1.0f / row_sum : 0.0f;
-
-          // Output: the weighted value rows, kVecs vectors of the value dim at a time.
-          float* acc = w.out.data();
-          const KeyRange* ranges = w.ranges.data();
-          for (std::int64_t c0 = 0; c0 < x.ld; c0 += kVecs * L) {
-            switch (std::min(kVecs, (x.ld - c0) / L)) {
-              case 4:
-                range_values<4>(ranges, n_ranges, key_score, vbh + c0, x.ld, acc + c0);
-                break;
-              case 3:
-                range_values<3>(ranges, n_ranges, key_score, vbh + c0, x.ld, acc + c0);
-                break;
-              case 2:
-                range_values<2>(ranges, n_ranges, key_score, vbh + c0, x.ld, acc + c0);
-                break;
-              default:
-                range_values<1>(ranges, n_ranges, key_score, vbh + c0, x.ld, acc + c0);
-                break;
+          if (rated > 0)
+            scores_from_transposed_keys(w.features.data(), F, nq, x.summary_t + bkv * F * nb, nb, rated, F,
+                                        w.block_score.data(), nb);
+          for (std::int64_t i = 0; i < nq; ++i) {
+            const QueryBlocks& gi = g[i];
+            const std::int64_t qi = q0 - qb0 + i;
+            std::int32_t* cand = w.chosen.data() + qi * MB;
+            std::int64_t n = 0;
+            if (gi.visible_end > 0) {
+              if (gi.budget < gi.candidates) {
+                float* rating = w.block_score.data() + i * nb;
+                if (gi.own >= 0 && gi.own < gi.candidate_end) rating[gi.own] = simd::kNegInf;
+                n = select_top(rating, gi.candidate_end, gi.budget, w.heap.data(), w.values.data(), cand);
+              } else {
+                for (std::int64_t blk = 0; blk < gi.candidate_end; ++blk)
+                  if (blk != gi.own) cand[n++] = static_cast<std::int32_t>(blk);
+              }
+              if (gi.own >= 0) {
+                cand[n++] = static_cast<std::int32_t>(gi.own);
+                std::sort(cand, cand + n);  // blocks in order: chunks take them from a cursor
+              }
             }
+            w.n_chosen[static_cast<std::size_t>(qi)] = static_cast<std::int32_t>(n);
+            w.cursor[static_cast<std::size_t>(qi)] = 0;
+            w.row_max[static_cast<std::size_t>(qi)] = simd::kNegInf;
+            w.row_sum[static_cast<std::size_t>(qi)] = 0.0f;
+            std::fill(w.acc.data() + qi * ld, w.acc.data() + (qi + 1) * ld, 0.0f);
           }
+        }
+
+        // Attention, a chunk of keys at a time.
+        const float* kt = x.key_tiles + bkv * key_tiles * D * L;
+        const float* vbh = x.values + bkv * Lk * ld;
+        for (std::int64_t c0 = 0; c0 < visible; c0 += C) {
+          const std::int64_t c1 = std::min(c0 + C, Lk);
+          for (std::int64_t qi = 0; qi < nqb; ++qi) {
+            const std::int32_t* cand = w.chosen.data() + qi * MB;
+            const std::int64_t n = w.n_chosen[static_cast<std::size_t>(qi)];
+            std::int32_t& at = w.cursor[static_cast<std::size_t>(qi)];
+            const std::int64_t visible_end = query_blocks(p, s, qb0 + qi).visible_end;
+            std::int64_t n_ranges = 0, n_tiles = 0;
+            for (; at < n; ++at) {
+              const std::int64_t k0 = std::max(cand[at] * s.block, c0);
+              const std::int64_t block_end = std::min((cand[at] + 1) * s.block, visible_end);
+              if (k0 >= c1) break;  // from the next chunk on
+              const std::int64_t k1 = std::min(block_end, c1);
+              if (k1 > k0) {
+                const std::int64_t t0 = k0 / L, t1 = (k1 + L - 1) / L;
+                w.ranges[static_cast<std::size_t>(n_ranges++)] = KeyRange{k0, k1, (n_tiles - t0) * L};
+                for (std::int64_t t = t0; t < t1; ++t) w.tiles[static_cast<std::size_t>(n_tiles++)] = kt + t * D * L;
+              }
+              if (block_end > c1) break;  // the block goes on in the next chunk
+            }
+            if (n_ranges == 0) continue;
+            const auto [chunk_max, chunk_sum] =
+                attend_ranges(w.query.data() + qi * D, D, w.tiles.data(), n_tiles, w.ranges.data(), n_ranges, vbh, ld,
+                              w.key_score.data(), w.chunk_out.data());
+            float& m = w.row_max[static_cast<std::size_t>(qi)];
+            float& l = w.row_sum[static_cast<std::size_t>(qi)];
+            const float m_new = std::max(m, chunk_max);
+            const float a_old = m == simd::kNegInf ? 0.0f : std::exp2(m - m_new);
+            const float a_chunk = std::exp2(chunk_max - m_new);
+            l = l * a_old + chunk_sum * a_chunk;
+            m = m_new;
+            float* acc = w.acc.data() + qi * ld;
+            const float* co = w.chunk_out.data();
+#pragma omp simd
+            for (std::int64_t c = 0; c < ld; ++c) acc[c] = acc[c] * a_old + co[c] * a_chunk;
+          }
+        }
+
+        for (std::int64_t qi = 0; qi < nqb; ++qi) {
+          T* orow = io.o + (bh * Lq + qb0 + qi) * Dv;
+          const float l = w.row_sum[static_cast<std::size_t>(qi)];
+          const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+          const float* acc = w.acc.data() + qi * ld;
           for (std::int64_t c = 0; c < Dv; ++c) narrow_element(acc[c] * inv, orow + c);
         }
       }
@@ -552,6 +672,9 @@ template <class Gate>
 class BlockSelectPlan final : public Plan {
  public:
   BlockSelectPlan(const Problem& p, const BlockSelection& s)
+      : BlockSelectPlan(p, s, block_select_tiling(p, s, simd::round_up(p.value_dim, simd::kLanes))) {}
+  // With a given tiling (tests cut small problems into several chunks and batches with it).
+  BlockSelectPlan(const Problem& p, const BlockSelection& s, const BlockSelectTiling& tiling)
       : p_(p),
         s_(s),
         values_in_place_(p.dtype == Dtype::f32 && p.value_dim % simd::kLanes == 0),
@@ -560,7 +683,8 @@ class BlockSelectPlan final : public Plan {
                                             p.head_dim)),
         values_(values_in_place_ ? 0 : static_cast<std::size_t>(p.batch * p.kv_heads * p.kv_len * ld_)),
         summary_t_(static_cast<std::size_t>(p.batch * p.kv_heads * Gate::features(p) * s.blocks(p))),
-        scratch_(per_thread_scratch<BlockSelectScratch>(max_threads(), p, s, Gate::features(p), ld_)) {}
+        tiling_(tiling),
+        scratch_(per_thread_scratch<BlockSelectScratch>(max_threads(), p, s, Gate::features(p), ld_, tiling_)) {}
 
   void run(const Inputs& in, Tensor& out) override {
     dispatch_fp32_or_bf16(p_.dtype, [&](auto element) {
@@ -568,7 +692,7 @@ class BlockSelectPlan final : public Plan {
       prepare<T>(in);
       const BlockSelectInputs x{key_tiles_.data(), values_in_place_ ? static_cast<const float*>(in.v.data()) : values_.data(),
                                 ld_, summary_t_.data(), Gate::features(p_)};
-      block_select_forward<T>(p_, in, out, s_, x, scratch_,
+      block_select_forward<T>(p_, in, out, s_, tiling_, x, scratch_,
                               [D = p_.head_dim](const float* q, float* f) { Gate::query_features(q, D, f); });
     });
   }
@@ -609,6 +733,7 @@ class BlockSelectPlan final : public Plan {
   bool values_in_place_;
   std::int64_t ld_;
   std::vector<float> key_tiles_, values_, summary_t_;
+  BlockSelectTiling tiling_;
   std::vector<BlockSelectScratch> scratch_;
 };
 
@@ -657,6 +782,22 @@ struct MeanKeyGate {
       for (std::int64_t j = 0; j < count; ++j) sum += widen_element(keys[j * head_dim + d]);
       column[d * stride] = sum / static_cast<float>(count);
     }
+  }
+};
+
+// Quest's gate (Tang et al. 2024): per page and channel the min and max key, 2·D comparisons per key;
+// a page is rated by the bound, two products, a max and an add per channel (computed as the product of
+// the query's features [q⁺, q⁻] with the page's [max; min], which gives the same terms:
+// quest_features). Quest keeps the summaries with the KV cache; here the cache arrives with the call,
+// so they are rebuilt (and timed) in run().
+struct QuestGate {
+  static constexpr double score_flops = 4.0;
+  static constexpr double summary_flops = 2.0;
+  static std::int64_t features(const Problem& p) { return 2 * p.head_dim; }
+  static void query_features(const float* q, std::int64_t head_dim, float* f) { quest_features(q, head_dim, f); }
+  template <class T>
+  static void summarise(const T* keys, std::int64_t count, std::int64_t head_dim, float* column, std::int64_t stride) {
+    quest_page_summary(keys, count, head_dim, column, stride);
   }
 };
 

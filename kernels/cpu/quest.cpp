@@ -15,24 +15,9 @@ namespace {
 // current page (the one being filled in decoding, causally masked) is always attended on top of them;
 // without one every page competes and none is forced.
 //
-// Quest's gate: per page and channel the min and max key, 2·D comparisons per key; a page is rated by
-// the bound, two products, a max and an add per channel (computed as the product of the query's
-// features [q⁺, q⁻] with the page's [max; min], which gives the same terms: quest_features). Quest
-// keeps the summaries with the KV cache; here the cache arrives with the call, so they are rebuilt (and
-// timed) in run().
-struct QuestGate {
-  static constexpr double score_flops = 4.0;
-  static constexpr double summary_flops = 2.0;
-  static std::int64_t features(const Problem& p) { return 2 * p.head_dim; }
-  static void query_features(const float* q, std::int64_t head_dim, float* f) { kernels::quest_features(q, head_dim, f); }
-  template <class T>
-  static void summarise(const T* keys, std::int64_t count, std::int64_t head_dim, float* column, std::int64_t stride) {
-    kernels::quest_page_summary(keys, count, head_dim, column, stride);
-  }
-};
-
-// FLOPs, bytes, plan and the shared refusals come from BlockSelectMethod over Quest's gate.
-class Quest final : public kernels::BlockSelectMethod<QuestGate> {
+// FLOPs, bytes, plan and the shared refusals come from BlockSelectMethod over Quest's gate (QuestGate,
+// kernels/cpu/block_select_core.hpp).
+class Quest final : public kernels::BlockSelectMethod<kernels::QuestGate> {
  public:
   MethodInfo info() const override {
     MethodInfo m;

@@ -62,6 +62,7 @@ inline vfloat pin(vfloat v) {
 }
 inline vfloat splat(float x) { return vfloat{} + x; }
 inline vfloat vmax(vfloat a, vfloat b) { return a > b ? a : b; }
+inline vfloat vmin(vfloat a, vfloat b) { return a < b ? a : b; }
 
 // 2^x for x <= 0 (or -inf), lane-wise; relative error about 2e-7 (Cephes exp2f polynomial on
 // [-0.5, 0.5]); anything below 2^-126 becomes exactly 0 so masked scores contribute nothing.

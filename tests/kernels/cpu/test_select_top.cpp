@@ -32,8 +32,11 @@ std::vector<std::int32_t> run_select_top(const std::vector<float>& score, std::i
   const std::int64_t n = static_cast<std::int64_t>(score.size());
   std::vector<Kept> heap(score.size() + 1);
   std::vector<float> values(score.size() + 1, std::nanf(""));  // poisoned scratch
-  std::vector<std::int32_t> order(score.size() + 1, -1);
+  // Room for kept + 1 indices, as select_top asks, then guards that must stay untouched.
+  const std::size_t room = static_cast<std::size_t>(std::max<std::int64_t>(kept, 0)) + 1;
+  std::vector<std::int32_t> order(room + 4, -7);
   const std::int64_t m = select_top(score.data(), n, kept, heap.data(), values.data(), order.data());
+  for (std::size_t i = room; i < order.size(); ++i) REQUIRE(order[i] == -7);
   order.resize(static_cast<std::size_t>(m));
   return order;
 }
