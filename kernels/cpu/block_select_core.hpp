@@ -286,12 +286,15 @@ void transpose_keys(const T* keys, std::int64_t count, std::int64_t head_dim, fl
     for (std::int64_t d = 0; d < head_dim; ++d) keys_t[d * ld + j] = widen_element(keys[j * head_dim + d]);
 }
 
-// scores[r·lds + j] = Σ_d q[r·ldq + d]·keys_t[d·ldk + j] for r < rows, j < count: a register-blocked
-// product of 4 query rows × 32 keys, the keys (transposed) along the vector lanes.
-inline void scores_from_transposed_keys(const float* q, std::int64_t ldq, std::int64_t rows, const float* keys_t,
-                                        std::int64_t ldk, std::int64_t count, std::int64_t head_dim, float* scores,
-                                        std::int64_t lds) {
-  constexpr std::int64_t R = 4, J = 32;
+constexpr std::int64_t kScoreRows = 4, kScoreCols = 32;  // the register block of the score products
+
+// scores[r·lds + j] = Σ_d q[r·ldq + d]·column(d, j0)[j − j0] for r < rows, j < count, where
+// column(d, j0) points at the kScoreCols keys j0, j0 + 1, … of channel d: a register-blocked product of
+// 4 query rows × 32 keys, the keys along the vector lanes.
+template <class Column>
+inline void scores_register_blocked(const float* q, std::int64_t ldq, std::int64_t rows, const Column& column,
+                                    std::int64_t count, std::int64_t head_dim, float* scores, std::int64_t lds) {
+  constexpr std::int64_t R = kScoreRows, J = kScoreCols;
   for (std::int64_t r0 = 0; r0 < rows; r0 += R) {
     const std::int64_t nr = std::min(R, rows - r0);
     for (std::int64_t j0 = 0; j0 < count; j0 += J) {
@@ -299,7 +302,7 @@ inline void scores_from_transposed_keys(const float* q, std::int64_t ldq, std::i
       float acc[R][J] = {};
       if (nr == R && nj == J) {
         for (std::int64_t d = 0; d < head_dim; ++d) {
-          const float* krow = keys_t + d * ldk + j0;
+          const float* krow = column(d, j0);
 #pragma GCC unroll 4
           for (std::int64_t r = 0; r < R; ++r) {
             const float qd = q[(r0 + r) * ldq + d];
@@ -307,9 +310,18 @@ inline void scores_from_transposed_keys(const float* q, std::int64_t ldq, std::i
             for (std::int64_t j = 0; j < J; ++j) acc[r][j] += qd * krow[j];
           }
         }
+      } else if (nj == J) {  // fewer rows (decoding: one to three queries)
+        for (std::int64_t d = 0; d < head_dim; ++d) {
+          const float* krow = column(d, j0);
+          for (std::int64_t r = 0; r < nr; ++r) {
+            const float qd = q[(r0 + r) * ldq + d];
+#pragma omp simd
+            for (std::int64_t j = 0; j < J; ++j) acc[r][j] += qd * krow[j];
+          }
+        }
       } else {
         for (std::int64_t d = 0; d < head_dim; ++d) {
-          const float* krow = keys_t + d * ldk + j0;
+          const float* krow = column(d, j0);
           for (std::int64_t r = 0; r < nr; ++r) {
             const float qd = q[(r0 + r) * ldq + d];
             for (std::int64_t j = 0; j < nj; ++j) acc[r][j] += qd * krow[j];
@@ -320,6 +332,27 @@ inline void scores_from_transposed_keys(const float* q, std::int64_t ldq, std::i
         for (std::int64_t j = 0; j < nj; ++j) scores[(r0 + r) * lds + j0 + j] = acc[r][j];
     }
   }
+}
+
+// scores[r·lds + j] = Σ_d q[r·ldq + d]·keys_t[d·ldk + j] for r < rows, j < count (keys transposed,
+// [head_dim][ldk]).
+inline void scores_from_transposed_keys(const float* q, std::int64_t ldq, std::int64_t rows, const float* keys_t,
+                                        std::int64_t ldk, std::int64_t count, std::int64_t head_dim, float* scores,
+                                        std::int64_t lds) {
+  scores_register_blocked(
+      q, ldq, rows, [&](std::int64_t d, std::int64_t j0) { return keys_t + d * ldk + j0; }, count, head_dim, scores,
+      lds);
+}
+
+// The same over panels: kScoreCols keys at a time, each panel [head_dim][kScoreCols] contiguous, so
+// that one register block reads one contiguous stretch (a few queries against many blocks, as in
+// decoding, read the summaries once, in order).
+inline void scores_from_panels(const float* q, std::int64_t ldq, std::int64_t rows, const float* panels,
+                               std::int64_t count, std::int64_t head_dim, float* scores, std::int64_t lds) {
+  scores_register_blocked(
+      q, ldq, rows,
+      [&](std::int64_t d, std::int64_t j0) { return panels + (j0 / kScoreCols * head_dim + d) * kScoreCols; }, count,
+      head_dim, scores, lds);
 }
 
 // Quest's criticality of a page for query q is Σ_d max(q_d·min_d, q_d·max_d) ≥ q·k for every key k of
@@ -333,18 +366,21 @@ inline void quest_features(const float* q, std::int64_t head_dim, float* feature
     features[head_dim + d] = std::min(q[d], 0.0f);
   }
 }
-// column[d·stride] = max and column[(head_dim + d)·stride] = min over the page's `count` keys of channel d.
+// row[d] = max and row[head_dim + d] = min over the page's `count` keys of channel d (key rows in
+// order, channels in vector lanes).
 template <class T>
-void quest_page_summary(const T* keys, std::int64_t count, std::int64_t head_dim, float* column, std::int64_t stride) {
-  for (std::int64_t d = 0; d < head_dim; ++d) {
-    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-    for (std::int64_t j = 0; j < count; ++j) {
-      const float x = widen_element(keys[j * head_dim + d]);
-      lo = std::min(lo, x);
-      hi = std::max(hi, x);
+void quest_page_summary(const T* keys, std::int64_t count, std::int64_t head_dim, float* row) {
+  float* __restrict hi = row;
+  float* __restrict lo = row + head_dim;
+  std::fill(hi, hi + head_dim, -std::numeric_limits<float>::infinity());
+  std::fill(lo, lo + head_dim, std::numeric_limits<float>::infinity());
+  for (std::int64_t j = 0; j < count; ++j) {
+    const T* key = keys + j * head_dim;
+    for (std::int64_t d = 0; d < head_dim; ++d) {  // written as compares so that GCC uses vector max/min
+      const float x = widen_element(key[d]);
+      hi[d] = hi[d] > x ? hi[d] : x;
+      lo[d] = lo[d] < x ? lo[d] : x;
     }
-    column[d * stride] = hi;
-    column[(head_dim + d) * stride] = lo;
   }
 }
 
@@ -382,11 +418,12 @@ inline void key_tile_scores(const float* q, std::int64_t head_dim, const float* 
 // k is at score[base + k].
 struct KeyRange {
   std::int64_t k0, k1, base;
+  const float* values;  // the value row of key k0 (rows of the values' ld floats follow)
 };
 
-// out[c] = Σ over the ranges' keys k of p[base + k]·values[k·ldv + c0 + c], c < Vecs·kLanes.
+// out[c] = Σ over the ranges' keys k of p[base + k]·(value row of k)[c0 + c], c < Vecs·kLanes.
 template <int Vecs>
-inline void range_values(const KeyRange* ranges, std::int64_t n_ranges, const float* p, const float* values,
+inline void range_values(const KeyRange* ranges, std::int64_t n_ranges, const float* p, std::int64_t c0,
                          std::int64_t ldv, float* out) {
   constexpr std::int64_t L = simd::kLanes;
   simd::vfloat acc[Vecs] = {};
@@ -394,7 +431,7 @@ inline void range_values(const KeyRange* ranges, std::int64_t n_ranges, const fl
     const KeyRange& kr = ranges[r];
     for (std::int64_t k = kr.k0; k < kr.k1; ++k) {
       const simd::vfloat pk = simd::splat(p[kr.base + k]);
-      const float* vrow = values + k * ldv;
+      const float* vrow = kr.values + (k - kr.k0) * ldv + c0;
 #pragma GCC unroll 4
       for (int v = 0; v < Vecs; ++v) acc[v] += pk * simd::load(vrow + v * L);
     }
@@ -413,6 +450,11 @@ struct BlockSelectTiling {
   std::int64_t chunk_keys = 0;
   std::int64_t batch_queries = 0;
   std::int64_t max_blocks = 0;  // blocks a query attends to, at most
+  // Whether run() first stores all of K as key tiles (and widens V where needed), which pays where the
+  // queries attend to at least as many keys as there are (prefill); otherwise (decoding: a few queries
+  // against a long cache) each thread builds, per chunk, only the tiles its queries attend to, so K is
+  // read once, for the summaries, plus the chosen keys.
+  bool tile_all_keys = true;
 };
 
 inline std::int64_t l2_cache_bytes() {
@@ -430,18 +472,22 @@ inline BlockSelectTiling block_select_tiling(const Problem& p, const BlockSelect
   // The batch's chosen-block lists take at most 4 MB; 16 to 256 queries.
   const std::int64_t by_lists = (std::int64_t{4} << 20) / (t.max_blocks * 4) / kSelectQueryTile * kSelectQueryTile;
   t.batch_queries = std::clamp<std::int64_t>(by_lists, kSelectQueryTile, 256);
+  const std::int64_t keys_per_query = std::min(p.kv_len, t.max_blocks * s.block);
+  t.tile_all_keys = p.q_len * keys_per_query >= p.kv_len;
   return t;
 }
 
 // Per-thread scratch, sized once in plan() so that run() allocates nothing.
 struct BlockSelectScratch {
   std::vector<float> query, features, block_score, values, key_score, chunk_out, acc, row_max, row_sum;
+  std::vector<float> chunk_keys, chunk_values;  // the chunk's key tiles and widened value rows, when built per chunk
+  std::vector<std::uint8_t> built;              // which of them are built
   std::vector<Kept> heap;
   std::vector<std::int32_t> chosen, n_chosen, cursor;
   std::vector<const float*> tiles;
   std::vector<KeyRange> ranges;
   BlockSelectScratch(const Problem& p, const BlockSelection& s, std::int64_t features_per_query,
-                     std::int64_t value_ld, const BlockSelectTiling& t) {
+                     std::int64_t value_ld, bool values_in_place, const BlockSelectTiling& t) {
     const std::int64_t nb = s.blocks(p), R = kSelectQueryTile, L = simd::kLanes, Q = t.batch_queries;
     // In one chunk a query attends to at most max_blocks ranges of at most min(block, chunk) keys each,
     // each over at most ⌈keys/L⌉ + 1 key tiles.
@@ -461,27 +507,34 @@ struct BlockSelectScratch {
     cursor.resize(static_cast<std::size_t>(Q));
     tiles.resize(static_cast<std::size_t>(max_tiles));
     ranges.resize(static_cast<std::size_t>(t.max_blocks));
+    if (!t.tile_all_keys) {
+      const std::int64_t chunk_tiles = t.chunk_keys / L + 2;  // a chunk need not start on a tile
+      chunk_keys.resize(static_cast<std::size_t>(chunk_tiles * p.head_dim * L));
+      if (!values_in_place) chunk_values.resize(static_cast<std::size_t>(chunk_tiles * L * value_ld));
+      built.resize(static_cast<std::size_t>(chunk_tiles));
+    }
   }
 };
 
 // What block_select_forward reads besides Q: keys in tiles (tile_keys), values as fp32 rows of `ld`
 // floats (the input itself when it is fp32 with whole vectors per row, else a widened, padded copy),
-// and the gate's block summaries transposed, [batch·kv_heads][features][blocks], with the query
+// and the gate's block summaries transposed in panels of kScoreCols blocks, with the query
 // features they are multiplied by.
 struct BlockSelectInputs {
-  const float* key_tiles;   // [batch·kv_heads][⌈kv_len/kLanes⌉][head_dim][kLanes]
-  const float* values;      // [batch·kv_heads][kv_len][ld]
+  const float* key_tiles;   // [batch·kv_heads][⌈kv_len/kLanes⌉][head_dim][kLanes]; null: built per chunk
+  const float* values;      // [batch·kv_heads][kv_len][ld]; null: widened per chunk
   std::int64_t ld;
-  const float* summary_t;   // [batch·kv_heads][features][blocks]
+  const float* summary_t;   // [batch·kv_heads][⌈blocks/kScoreCols⌉][features][kScoreCols] (scores_from_panels)
   std::int64_t features;    // per query
 };
 
 // One query's part of the attention in one chunk of keys: the scores of the keys in `ranges` (n_tiles
 // key tiles in `tiles`, lanes outside a range −inf), their base-2 softmax with the chunk's own maximum,
-// and the weighted value rows into `out` (ld floats). Returns the chunk's maximum and sum.
+// and the weighted value rows (KeyRange::values) into `out` (ld floats). Returns the chunk's maximum
+// and sum.
 inline std::pair<float, float> attend_ranges(const float* qf, std::int64_t D, const float* const* tiles,
                                              std::int64_t n_tiles, const KeyRange* ranges, std::int64_t n_ranges,
-                                             const float* values, std::int64_t ld, float* key_score, float* out) {
+                                             std::int64_t ld, float* key_score, float* out) {
   constexpr std::int64_t L = simd::kLanes, kVecs = 4;
   std::int64_t t = 0;
   for (; t + 8 <= n_tiles; t += 8) key_tile_scores<8>(qf, D, tiles + t, key_score + t * L);
@@ -509,16 +562,16 @@ inline std::pair<float, float> attend_ranges(const float* qf, std::int64_t D, co
   for (std::int64_t c0 = 0; c0 < ld; c0 += kVecs * L) {
     switch (std::min(kVecs, (ld - c0) / L)) {
       case 4:
-        range_values<4>(ranges, n_ranges, key_score, values + c0, ld, out + c0);
+        range_values<4>(ranges, n_ranges, key_score, c0, ld, out + c0);
         break;
       case 3:
-        range_values<3>(ranges, n_ranges, key_score, values + c0, ld, out + c0);
+        range_values<3>(ranges, n_ranges, key_score, c0, ld, out + c0);
         break;
       case 2:
-        range_values<2>(ranges, n_ranges, key_score, values + c0, ld, out + c0);
+        range_values<2>(ranges, n_ranges, key_score, c0, ld, out + c0);
         break;
       default:
-        range_values<1>(ranges, n_ranges, key_score, values + c0, ld, out + c0);
+        range_values<1>(ranges, n_ranges, key_score, c0, ld, out + c0);
         break;
     }
   }
@@ -542,7 +595,8 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
   const TypedIO<T> io(in, out);
   constexpr std::int64_t L = simd::kLanes, R = kSelectQueryTile;
   const std::int64_t H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim, ld = x.ld;
-  const std::int64_t nb = s.blocks(p), F = x.features, key_tiles = (Lk + L - 1) / L;
+  const std::int64_t nb = s.blocks(p), nbp = simd::round_up(nb, kScoreCols), F = x.features;
+  const std::int64_t key_tiles = (Lk + L - 1) / L;
   const std::int64_t QB = tiling.batch_queries, MB = tiling.max_blocks, C = tiling.chunk_keys;
   const float qscale = static_cast<float>(p.scale) * simd::kLog2e;  // scores in base-2 units
   const std::int64_t batches = (Lq + QB - 1) / QB;
@@ -574,8 +628,8 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
             visible = std::max(visible, g[i].visible_end);
           }
           if (rated > 0)
-            scores_from_transposed_keys(w.features.data(), F, nq, x.summary_t + bkv * F * nb, nb, rated, F,
-                                        w.block_score.data(), nb);
+            scores_from_panels(w.features.data(), F, nq, x.summary_t + bkv * F * nbp, rated, F, w.block_score.data(),
+                               nb);
           for (std::int64_t i = 0; i < nq; ++i) {
             const QueryBlocks& gi = g[i];
             const std::int64_t qi = q0 - qb0 + i;
@@ -604,10 +658,35 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
         }
 
         // Attention, a chunk of keys at a time.
-        const float* kt = x.key_tiles + bkv * key_tiles * D * L;
-        const float* vbh = x.values + bkv * Lk * ld;
+        const float* kt = x.key_tiles ? x.key_tiles + bkv * key_tiles * D * L : nullptr;
+        const float* vbh = x.values ? x.values + bkv * Lk * ld : nullptr;
+        const T* kbh = io.k + bkv * Lk * D;
+        const T* vsrc = io.v + bkv * Lk * Dv;
         for (std::int64_t c0 = 0; c0 < visible; c0 += C) {
-          const std::int64_t c1 = std::min(c0 + C, Lk);
+          const std::int64_t c1 = std::min(c0 + C, Lk), t_first = c0 / L;
+          if (!kt) std::fill(w.built.begin(), w.built.end(), std::uint8_t{0});
+          // Key tile t (and its value rows, where they are widened) of this chunk, built on first use.
+          const auto tile = [&](std::int64_t t) -> const float* {
+            if (kt) return kt + t * D * L;
+            const std::int64_t slot = t - t_first;
+            float* dst = w.chunk_keys.data() + slot * D * L;
+            if (!w.built[static_cast<std::size_t>(slot)]) {
+              const std::int64_t count = std::min(L, Lk - t * L);
+              tile_keys(kbh + t * L * D, count, D, dst);
+              if (!vbh) {
+                for (std::int64_t j = 0; j < count; ++j) {
+                  float* row = w.chunk_values.data() + (slot * L + j) * ld;
+                  for (std::int64_t c = 0; c < Dv; ++c) row[c] = widen_element(vsrc[(t * L + j) * Dv + c]);
+                  std::fill(row + Dv, row + ld, 0.0f);
+                }
+              }
+              w.built[static_cast<std::size_t>(slot)] = 1;
+            }
+            return dst;
+          };
+          const auto value_row = [&](std::int64_t k) -> const float* {
+            return vbh ? vbh + k * ld : w.chunk_values.data() + (k - t_first * L) * ld;
+          };
           for (std::int64_t qi = 0; qi < nqb; ++qi) {
             const std::int32_t* cand = w.chosen.data() + qi * MB;
             const std::int64_t n = w.n_chosen[static_cast<std::size_t>(qi)];
@@ -621,14 +700,15 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
               const std::int64_t k1 = std::min(block_end, c1);
               if (k1 > k0) {
                 const std::int64_t t0 = k0 / L, t1 = (k1 + L - 1) / L;
-                w.ranges[static_cast<std::size_t>(n_ranges++)] = KeyRange{k0, k1, (n_tiles - t0) * L};
-                for (std::int64_t t = t0; t < t1; ++t) w.tiles[static_cast<std::size_t>(n_tiles++)] = kt + t * D * L;
+                w.ranges[static_cast<std::size_t>(n_ranges++)] = KeyRange{k0, k1, (n_tiles - t0) * L, nullptr};
+                for (std::int64_t t = t0; t < t1; ++t) w.tiles[static_cast<std::size_t>(n_tiles++)] = tile(t);
+                w.ranges[static_cast<std::size_t>(n_ranges - 1)].values = value_row(k0);
               }
               if (block_end > c1) break;  // the block goes on in the next chunk
             }
             if (n_ranges == 0) continue;
             const auto [chunk_max, chunk_sum] =
-                attend_ranges(w.query.data() + qi * D, D, w.tiles.data(), n_tiles, w.ranges.data(), n_ranges, vbh, ld,
+                attend_ranges(w.query.data() + qi * D, D, w.tiles.data(), n_tiles, w.ranges.data(), n_ranges, ld,
                               w.key_score.data(), w.chunk_out.data());
             float& m = w.row_max[static_cast<std::size_t>(qi)];
             float& l = w.row_sum[static_cast<std::size_t>(qi)];
@@ -662,10 +742,10 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
 //   static void query_features(const float* q, std::int64_t head_dim, float* f)
 //       a query's features from its (scaled) query vector
 //   template <class T> static void summarise(const T* keys, std::int64_t count, std::int64_t head_dim,
-//                                            float* column, std::int64_t stride)
-//       one block's summary from its keys, written to column[f·stride] for every feature f; the rating
-//       of the block is Σ_f features[f]·column[f·stride]. The summaries depend on the keys, so they
-//       are rebuilt (and timed) in run()
+//                                            float* row)
+//       one block's summary from its keys, row[f] for every feature f; the rating of the block is
+//       Σ_f features[f]·row[f]. The summaries depend on the keys, so they are rebuilt (and timed) in
+//       run(), 16 blocks at a time and then transposed into panels of kScoreCols blocks
 //   static constexpr double score_flops    per channel, per candidate block rated
 //   static constexpr double summary_flops  per channel, per key summarised
 template <class Gate>
@@ -679,19 +759,27 @@ class BlockSelectPlan final : public Plan {
         s_(s),
         values_in_place_(p.dtype == Dtype::f32 && p.value_dim % simd::kLanes == 0),
         ld_(simd::round_up(p.value_dim, simd::kLanes)),
-        key_tiles_(static_cast<std::size_t>(p.batch * p.kv_heads * simd::round_up(p.kv_len, simd::kLanes) *
-                                            p.head_dim)),
-        values_(values_in_place_ ? 0 : static_cast<std::size_t>(p.batch * p.kv_heads * p.kv_len * ld_)),
-        summary_t_(static_cast<std::size_t>(p.batch * p.kv_heads * Gate::features(p) * s.blocks(p))),
+        key_tiles_(tiling.tile_all_keys ? static_cast<std::size_t>(p.batch * p.kv_heads *
+                                                                   simd::round_up(p.kv_len, simd::kLanes) * p.head_dim)
+                                        : 0),
+        values_(values_in_place_ || !tiling.tile_all_keys ? 0
+                                                          : static_cast<std::size_t>(p.batch * p.kv_heads * p.kv_len * ld_)),
+        summary_t_(static_cast<std::size_t>(p.batch * p.kv_heads * Gate::features(p) *
+                                            simd::round_up(s.blocks(p), kScoreCols))),
+        summary_rows_(static_cast<std::size_t>(max_threads() * kSummaryGroup * Gate::features(p))),
         tiling_(tiling),
-        scratch_(per_thread_scratch<BlockSelectScratch>(max_threads(), p, s, Gate::features(p), ld_, tiling_)) {}
+        scratch_(per_thread_scratch<BlockSelectScratch>(max_threads(), p, s, Gate::features(p), ld_, values_in_place_,
+                                                        tiling_)) {}
 
   void run(const Inputs& in, Tensor& out) override {
     dispatch_fp32_or_bf16(p_.dtype, [&](auto element) {
       using T = decltype(element);
       prepare<T>(in);
-      const BlockSelectInputs x{key_tiles_.data(), values_in_place_ ? static_cast<const float*>(in.v.data()) : values_.data(),
-                                ld_, summary_t_.data(), Gate::features(p_)};
+      const float* values = values_in_place_            ? static_cast<const float*>(in.v.data())
+                            : tiling_.tile_all_keys ? values_.data()
+                                                    : nullptr;
+      const BlockSelectInputs x{tiling_.tile_all_keys ? key_tiles_.data() : nullptr, values, ld_, summary_t_.data(),
+                                Gate::features(p_)};
       block_select_forward<T>(p_, in, out, s_, tiling_, x, scratch_,
                               [D = p_.head_dim](const float* q, float* f) { Gate::query_features(q, D, f); });
     });
@@ -705,14 +793,27 @@ class BlockSelectPlan final : public Plan {
     const T* k = static_cast<const T*>(in.k.data());
     const T* v = static_cast<const T*>(in.v.data());
     const std::int64_t Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim, L = simd::kLanes;
-    const std::int64_t nb = s_.blocks(p), F = Gate::features(p), BKV = p.batch * p.kv_heads;
+    const std::int64_t nb = s_.blocks(p), nbp = simd::round_up(nb, kScoreCols), F = Gate::features(p);
+    const std::int64_t BKV = p.batch * p.kv_heads;
     const std::int64_t tiles = (Lk + L - 1) / L;
-#pragma omp parallel for collapse(2) schedule(static)
+    // Summaries of 16 blocks as rows, then into their panel (16 floats per feature).
+    constexpr std::int64_t G = kSummaryGroup;
+    static_assert(kScoreCols % G == 0);
+    const std::int64_t groups = (nb + G - 1) / G;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(static_cast <int>(scratch_.size()))
     for (std::int64_t bkv = 0; bkv < BKV; ++bkv)
-      for (std::int64_t blk = 0; blk < nb; ++blk) {
-        const std::int64_t k0 = blk * s_.block, count = std::min(s_.block, Lk - k0);
-        Gate::summarise(k + (bkv * Lk + k0) * D, count, D, summary_t_.data() + bkv * F * nb + blk, nb);
+      for (std::int64_t grp = 0; grp < groups; ++grp) {
+        float* rows = summary_rows_.data() + omp_get_thread_num() * G * F;
+        const std::int64_t blk0 = grp * G, n = std::min(G, nb - blk0);
+        for (std::int64_t i = 0; i < n; ++i) {
+          const std::int64_t k0 = (blk0 + i) * s_.block, count = std::min(s_.block, Lk - k0);
+          Gate::summarise(k + (bkv * Lk + k0) * D, count, D, rows + i * F);
+        }
+        float* dst = summary_t_.data() + bkv * F * nbp + (blk0 / kScoreCols * F) * kScoreCols + blk0 % kScoreCols;
+        for (std::int64_t f = 0; f < F; ++f)
+          for (std::int64_t i = 0; i < n; ++i) dst[f * kScoreCols + i] = rows[i * F + f];
       }
+    if (!tiling_.tile_all_keys) return;  // built per chunk, where attended
 #pragma omp parallel for schedule(static)
     for (std::int64_t bkv = 0; bkv < BKV; ++bkv)
       tile_keys(k + bkv * Lk * D, Lk, D, key_tiles_.data() + bkv * tiles * D * L);
@@ -732,7 +833,9 @@ class BlockSelectPlan final : public Plan {
   BlockSelection s_;
   bool values_in_place_;
   std::int64_t ld_;
+  static constexpr std::int64_t kSummaryGroup = 16;
   std::vector<float> key_tiles_, values_, summary_t_;
+  std::vector<float> summary_rows_;  // per thread, kSummaryGroup summaries as rows
   BlockSelectTiling tiling_;
   std::vector<BlockSelectScratch> scratch_;
 };
@@ -776,12 +879,15 @@ struct MeanKeyGate {
   static std::int64_t features(const Problem& p) { return p.head_dim; }
   static void query_features(const float* q, std::int64_t head_dim, float* f) { std::copy(q, q + head_dim, f); }
   template <class T>
-  static void summarise(const T* keys, std::int64_t count, std::int64_t head_dim, float* column, std::int64_t stride) {
-    for (std::int64_t d = 0; d < head_dim; ++d) {
-      float sum = 0.0f;
-      for (std::int64_t j = 0; j < count; ++j) sum += widen_element(keys[j * head_dim + d]);
-      column[d * stride] = sum / static_cast<float>(count);
+  static void summarise(const T* keys, std::int64_t count, std::int64_t head_dim, float* row) {
+    std::fill(row, row + head_dim, 0.0f);
+    for (std::int64_t j = 0; j < count; ++j) {
+      const T* key = keys + j * head_dim;
+#pragma omp simd
+      for (std::int64_t d = 0; d < head_dim; ++d) row[d] += widen_element(key[d]);
     }
+    const float inv = 1.0f / static_cast<float>(count);
+    for (std::int64_t d = 0; d < head_dim; ++d) row[d] *= inv;
   }
 };
 
@@ -796,8 +902,8 @@ struct QuestGate {
   static std::int64_t features(const Problem& p) { return 2 * p.head_dim; }
   static void query_features(const float* q, std::int64_t head_dim, float* f) { quest_features(q, head_dim, f); }
   template <class T>
-  static void summarise(const T* keys, std::int64_t count, std::int64_t head_dim, float* column, std::int64_t stride) {
-    quest_page_summary(keys, count, head_dim, column, stride);
+  static void summarise(const T* keys, std::int64_t count, std::int64_t head_dim, float* row) {
+    quest_page_summary(keys, count, head_dim, row);
   }
 };
 

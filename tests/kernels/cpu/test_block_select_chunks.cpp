@@ -52,7 +52,11 @@ TEST_CASE("block-select equals its definition when keys come in many chunks and 
   // (block, topk) and tilings: chunks of 16 keys (a block of 40 spans three), 48 (blocks of 16 whole,
   // of 7 cut), 80 (two blocks of 40); batches of 16 or 32 queries.
   const std::vector<std::pair<std::int64_t, std::int64_t>> settings = {{16, 2}, {7, 3}, {40, 2}};
-  const std::vector<kernels::BlockSelectTiling> tilings = {{16, 16, 0}, {48, 32, 0}, {80, 16, 0}};
+  // Each with all of K tiled up front (prefill) and with the tiles built per chunk where attended
+  // (decoding).
+  const std::vector<kernels::BlockSelectTiling> tilings = {{16, 16, 0, true},  {48, 32, 0, true},
+                                                           {80, 16, 0, true},  {16, 32, 0, false},
+                                                           {48, 16, 0, false}, {80, 32, 0, false}};
   std::uint64_t seed = 900;
   testing::NearTieTally tally;
   for (const Rule& rule : rules)
@@ -64,7 +68,8 @@ TEST_CASE("block-select equals its definition when keys come in many chunks and 
           tiling.max_blocks = std::min(s.topk + 1, s.blocks(p));
           REQUIRE(tiling.chunk_keys < p.kv_len);  // several chunks
           INFO(rule.name << " " << p.describe() << " block " << block << " topk " << topk << " chunk "
-                         << tiling.chunk_keys << " batch " << tiling.batch_queries);
+                         << tiling.chunk_keys << " batch " << tiling.batch_queries << " tile_all_keys "
+                         << tiling.tile_all_keys);
           const Inputs in = datasets::gaussian_inputs(p, seed++);
           testing::BlockRule oracle_rule;
           oracle_rule.block = block;
@@ -86,15 +91,17 @@ TEST_CASE("block-select in bf16 over many chunks follows its definition on the r
   const Problem p = testing::make_problem({1, 4, 2, 200, 200, 64, 64}, "causal", Dtype::bf16);
   const Inputs in = datasets::gaussian_inputs(p, 31);
   const kernels::BlockSelection s = kernels::block_selection(16, 3, /*own_in_budget=*/true, /*own_without_causal=*/true);
-  const kernels::BlockSelectTiling tiling{48, 16, 4};
   testing::BlockRule rule;
   rule.block = 16;
   rule.topk = 3;
   rule.own_in_budget = true;
   const testing::OracleResult ref = testing::block_oracle(p, in, rule);
-  const Tensor out = run_tiled<kernels::MeanKeyGate>(p, in, s, tiling);
-  REQUIRE(out.dtype() == Dtype::bf16);
-  CHECK(testing::relative_l2_unambiguous(p, out, ref) <= 1e-2);
+  for (const bool tile_all_keys : {true, false}) {
+    const kernels::BlockSelectTiling tiling{48, 16, 4, tile_all_keys};
+    const Tensor out = run_tiled<kernels::MeanKeyGate>(p, in, s, tiling);
+    REQUIRE(out.dtype() == Dtype::bf16);
+    CHECK(testing::relative_l2_unambiguous(p, out, ref) <= 1e-2);
+  }
 }
 
 TEST_CASE("block-select's default tiling keeps a chunk within the L2 and whole blocks in it", "[quest][methods]") {
@@ -110,5 +117,10 @@ TEST_CASE("block-select's default tiling keeps a chunk within the L2 and whole b
     CHECK(t.batch_queries >= 16);
     CHECK(t.batch_queries <= 256);
     CHECK(t.max_blocks == std::min<std::int64_t>(65, s.blocks(p)));
+    CHECK(t.tile_all_keys);  // prefill: every key is attended many times
   }
+  // Decoding: 4 queries attend to fewer keys than the cache holds, so tiles are built where attended.
+  const Problem decode = testing::make_problem({1, 8, 1, 4, 65536, 128, 128}, "causal");
+  CHECK_FALSE(kernels::block_select_tiling(decode, kernels::block_selection(16, 64, false, false), 128).tile_all_keys);
+  CHECK(kernels::block_select_tiling(decode, kernels::block_selection(16, 1024, false, false), 128).tile_all_keys);
 }

@@ -59,9 +59,9 @@ TEST_CASE("quest page bound is at least every score in the page", "[quest][metho
       for (std::int64_t k0 = 0; k0 < p.kv_len; k0 += page) {
         const std::int64_t count = std::min(page, p.kv_len - k0);
         if (dtype == Dtype::f32)
-          kernels::quest_page_summary(in.k.f32() + (kvh * p.kv_len + k0) * D, count, D, column.data(), 1);
+          kernels::quest_page_summary(in.k.f32() + (kvh * p.kv_len + k0) * D, count, D, column.data());
         else
-          kernels::quest_page_summary(in.k.bf16() + (kvh * p.kv_len + k0) * D, count, D, column.data(), 1);
+          kernels::quest_page_summary(in.k.bf16() + (kvh * p.kv_len + k0) * D, count, D, column.data());
         for (std::int64_t h = kvh * p.group_size(); h < (kvh + 1) * p.group_size(); ++h)
           for (std::int64_t i = 0; i < p.q_len; ++i) {
             for (std::int64_t d = 0; d < D; ++d) q[d] = static_cast<float>(testing::q_elem(p, in, 0, h, i, d));
