@@ -118,11 +118,6 @@ inline BlockSelectCounts block_select_counts(const Problem& p, const BlockSelect
   return c;
 }
 
-struct Kept {
-  float score;
-  std::int32_t index;
-};
-
 // How many of x[0, n) are >= t (NaN never is): vector compares, the counts summed in the lanes.
 inline std::int64_t count_at_least(const float* x, std::int64_t n, float t) {
   constexpr std::int64_t L = simd::kLanes;
@@ -214,68 +209,44 @@ inline float kth_largest(const float* score, std::int64_t n, std::int64_t kept, 
 }
 
 // The `kept` highest of score[0, n), ties going to the lower index, as ascending indices in `order` (K
-// and V are then streamed forward; `order` has room for kept + 1: the threshold pass writes one past
-// the last index it takes); `heap` (kept entries) and `values` (n) are scratch. Used over keys by
-// topk and over blocks by this family. Where kept is a small part of n (at most 1/32): one pass in
-// index order over a heap of the kept candidates whose top is the worst of them — a later index
-// displaces it only with a strictly higher score (on a tie the lower index wins), and a block of 16
-// scores none of which beats the worst is passed over by its vector maximum, so almost every score costs
-// one vector compare. Otherwise (the heap would take many displacements): the kept-th largest score
-// (kth_largest), then one pass that takes every index above it and the lowest ones equal to it. Both
-// give the same set. Returns min(kept, n). With NaN scores (NaN inputs: the output is NaN anyway) the
+// and V are then streamed forward; `order` has room for kept + 1: the pass writes one past the last
+// index it takes); `values` (n) is scratch. Used over keys by topk and over blocks by this family: the
+// kept-th largest score (kth_largest), then one pass that takes every index above it and the lowest
+// ones equal to it. Returns min(kept, n). With NaN scores (NaN inputs: the output is NaN anyway) the
 // set is unspecified but the indices stay distinct and in range, and fewer may be returned.
-inline std::int64_t select_top(const float* score, std::int64_t n, std::int64_t kept, Kept* heap, float* values,
+inline std::int64_t select_top(const float* score, std::int64_t n, std::int64_t kept, float* values,
                                std::int32_t* order) {
   if (kept >= n) {
     std::iota(order, order + n, 0);
     return n;
   }
   if (kept <= 0) return 0;
-  if (kept * 32 > n) {
-    const float threshold = kth_largest(score, n, kept, values);
-    // Above the threshold: at least the next float up (none above +inf).
-    const std::int64_t above =
-        threshold == std::numeric_limits<float>::infinity()
-            ? 0
-            : count_at_least(score, n, std::nextafter(threshold, std::numeric_limits<float>::infinity()));
-    // Every index above it and the lowest ones equal to it, without branches on the scores.
-    std::int64_t ties = kept - above, m = 0;
-    for (std::int64_t j = 0; j < n; ++j) {
+  const float threshold = kth_largest(score, n, kept, values);
+  // Above the threshold: at least the next float up (none above +inf).
+  const std::int64_t above =
+      threshold == std::numeric_limits<float>::infinity()
+          ? 0
+          : count_at_least(score, n, std::nextafter(threshold, std::numeric_limits<float>::infinity()));
+  // Every index above it and the lowest ones equal to it, without branches on the scores; vectors with
+  // nothing at or above the threshold are passed over.
+  constexpr std::int64_t L = simd::kLanes;
+  const simd::vfloat t = simd::splat(threshold);
+  std::int64_t ties = kept - above, m = 0;
+  for (std::int64_t j0 = 0; j0 < n; j0 += L) {
+    if (j0 + L <= n) {
+      const simd::vint in = simd::load(score + j0) >= t;
+      bool any = false;
+      for (std::int64_t l = 0; l < L; ++l) any |= in[l] != 0;
+      if (!any) continue;
+    }
+    for (std::int64_t j = j0; j < std::min(j0 + L, n); ++j) {
       const bool tie = score[j] == threshold && ties > 0;
       ties -= tie ? 1 : 0;
       order[m] = static_cast<std::int32_t>(j);
       m += score[j] > threshold || tie ? 1 : 0;
     }
-    return m;
   }
-  // better(a, b): a ranks above b; under it the heap's top is the worst candidate.
-  const auto better = [](const Kept& a, const Kept& b) {
-    return a.score > b.score || (a.score == b.score && a.index < b.index);
-  };
-  for (std::int64_t j = 0; j < kept; ++j) heap[j] = {score[j], static_cast<std::int32_t>(j)};
-  std::make_heap(heap, heap + kept, better);
-  float worst = heap[0].score;
-  constexpr std::int64_t kBlock = 16;
-  for (std::int64_t j = kept; j < n; ++j) {
-    if (j % kBlock == 0 && j + kBlock <= n) {  // aligned blocks: skip those with nothing above the worst
-      float top = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : top)
-      for (std::int64_t i = j; i < j + kBlock; ++i) top = std::max(top, score[i]);
-      if (!(top > worst)) {
-        j += kBlock - 1;
-        continue;
-      }
-    }
-    if (score[j] > worst) {
-      std::pop_heap(heap, heap + kept, better);
-      heap[kept - 1] = {score[j], static_cast<std::int32_t>(j)};
-      std::push_heap(heap, heap + kept, better);
-      worst = heap[0].score;
-    }
-  }
-  for (std::int64_t i = 0; i < kept; ++i) order[i] = heap[i].index;
-  std::sort(order, order + kept);
-  return kept;
+  return m;
 }
 
 // keys_t[d·ld + j] = K[k0 + j][d] widened to fp32, for j < count: keys laid out so that score loops
@@ -295,10 +266,11 @@ template <class Column>
 inline void scores_register_blocked(const float* q, std::int64_t ldq, std::int64_t rows, const Column& column,
                                     std::int64_t count, std::int64_t head_dim, float* scores, std::int64_t lds) {
   constexpr std::int64_t R = kScoreRows, J = kScoreCols;
-  for (std::int64_t r0 = 0; r0 < rows; r0 += R) {
-    const std::int64_t nr = std::min(R, rows - r0);
-    for (std::int64_t j0 = 0; j0 < count; j0 += J) {
-      const std::int64_t nj = std::min(J, count - j0);
+  // Keys outer: each block of keys is read once for all the rows (which stay in L1).
+  for (std::int64_t j0 = 0; j0 < count; j0 += J) {
+    const std::int64_t nj = std::min(J, count - j0);
+    for (std::int64_t r0 = 0; r0 < rows; r0 += R) {
+      const std::int64_t nr = std::min(R, rows - r0);
       float acc[R][J] = {};
       if (nr == R && nj == J) {
         for (std::int64_t d = 0; d < head_dim; ++d) {
@@ -353,6 +325,19 @@ inline void scores_from_panels(const float* q, std::int64_t ldq, std::int64_t ro
       q, ldq, rows,
       [&](std::int64_t d, std::int64_t j0) { return panels + (j0 / kScoreCols * head_dim + d) * kScoreCols; }, count,
       head_dim, scores, lds);
+}
+
+// keys[j][d] (count rows of head_dim) widened to fp32 into panels of kScoreCols keys, each [head_dim]
+// [kScoreCols], zero past the last key: the layout scores_from_panels reads.
+template <class T>
+void panel_keys(const T* keys, std::int64_t count, std::int64_t head_dim, float* panels) {
+  constexpr std::int64_t J = kScoreCols;
+  for (std::int64_t j0 = 0; j0 < count; j0 += J) {
+    float* panel = panels + j0 * head_dim;
+    for (std::int64_t j = 0; j < J; ++j)
+      for (std::int64_t d = 0; d < head_dim; ++d)
+        panel[d * J + j] = j0 + j < count ? widen_element(keys[(j0 + j) * head_dim + d]) : 0.0f;
+  }
 }
 
 // Quest's criticality of a page for query q is Σ_d max(q_d·min_d, q_d·max_d) ≥ q·k for every key k of
@@ -482,7 +467,6 @@ struct BlockSelectScratch {
   std::vector<float> query, features, block_score, values, key_score, chunk_out, acc, row_max, row_sum;
   std::vector<float> chunk_keys, chunk_values;  // the chunk's key tiles and widened value rows, when built per chunk
   std::vector<std::uint8_t> built;              // which of them are built
-  std::vector<Kept> heap;
   std::vector<std::int32_t> chosen, n_chosen, cursor;
   std::vector<const float*> tiles;
   std::vector<KeyRange> ranges;
@@ -501,7 +485,6 @@ struct BlockSelectScratch {
     acc.resize(static_cast<std::size_t>(Q * value_ld));
     row_max.resize(static_cast<std::size_t>(Q));
     row_sum.resize(static_cast<std::size_t>(Q));
-    heap.resize(static_cast<std::size_t>(nb));
     chosen.resize(static_cast<std::size_t>(Q * t.max_blocks));
     n_chosen.resize(static_cast<std::size_t>(Q));
     cursor.resize(static_cast<std::size_t>(Q));
@@ -639,7 +622,7 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
               if (gi.budget < gi.candidates) {
                 float* rating = w.block_score.data() + i * nb;
                 if (gi.own >= 0 && gi.own < gi.candidate_end) rating[gi.own] = simd::kNegInf;
-                n = select_top(rating, gi.candidate_end, gi.budget, w.heap.data(), w.values.data(), cand);
+                n = select_top(rating, gi.candidate_end, gi.budget, w.values.data(), cand);
               } else {
                 for (std::int64_t blk = 0; blk < gi.candidate_end; ++blk)
                   if (blk != gi.own) cand[n++] = static_cast<std::int32_t>(blk);

@@ -24,18 +24,16 @@ std::int64_t visible_keys(const Problem& p, std::int64_t q) {
   return std::clamp<std::int64_t>(q + p.kv_len - p.q_len + 1, 0, p.kv_len);
 }
 
-constexpr std::int64_t kQueryTile = 8;  // queries scored together, sharing each key read
+constexpr std::int64_t kQueryTile = 16;  // queries scored together, sharing each key read
 
 struct TopkScratch {
   std::vector<float> query, score, acc, values;  // [tile][head_dim], [tile][kv_len], [value_dim], [kv_len]
-  std::vector<kernels::Kept> heap;               // [kv_len]
   std::vector<std::int32_t> order;               // [kv_len]
   explicit TopkScratch(const Problem& p)
       : query(static_cast<std::size_t>(kQueryTile * p.head_dim)),
         score(static_cast<std::size_t>(kQueryTile * p.kv_len)),
         acc(static_cast<std::size_t>(p.value_dim)),
         values(static_cast<std::size_t>(p.kv_len)),
-        heap(static_cast<std::size_t>(p.kv_len)),
         order(static_cast<std::size_t>(p.kv_len)) {}
 };
 
@@ -45,7 +43,8 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
       : Fp32OrBf16Plan(p.dtype),
         p_(p),
         k_(k),
-        keys_t_(static_cast<std::size_t>(p.batch * p.kv_heads * p.head_dim * p.kv_len)),
+        keys_t_(static_cast<std::size_t>(p.batch * p.kv_heads * p.head_dim *
+                                         kernels::simd::round_up(p.kv_len, kernels::kScoreCols))),
         scratch_(kernels::per_thread_scratch<TopkScratch>(kernels::max_threads(), p)) {}
 
   // The kernel for stored element type T, called by run().
@@ -53,16 +52,18 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
   void forward(const kernels::TypedIO<T>& io) {
     const Problem& p = p_;
     const std::int64_t B = p.batch, H = p.heads, Lq = p.q_len, Lk = p.kv_len, D = p.head_dim, Dv = p.value_dim;
+    const std::int64_t Lkp = kernels::simd::round_up(Lk, kernels::kScoreCols);
     const float scale = static_cast<float>(p.scale);
 
     const std::int64_t tiles = (Lq + kQueryTile - 1) / kQueryTile;
 
 #pragma omp parallel num_threads(static_cast <int>(scratch_.size()))
     {
-      // Keys transposed to [d][key] (and widened), so that scores run along keys in vector lanes.
+      // Keys in panels of 32, each [d][key] (and widened), so that scores run along keys in vector lanes
+      // and each register block reads one contiguous stretch.
 #pragma omp for schedule(static)
       for (std::int64_t bkv = 0; bkv < B * p.kv_heads; ++bkv)
-        kernels::transpose_keys(io.k + bkv * Lk * D, Lk, D, keys_t_.data() + bkv * D * Lk, Lk);
+        kernels::panel_keys(io.k + bkv * Lk * D, Lk, D, keys_t_.data() + bkv * D * Lkp);
 
       TopkScratch& w = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
       float* qf = w.query.data();
@@ -81,8 +82,8 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
           // with the query index, so the tile's last query sees the most keys.
           const std::int64_t n_tile = visible_keys(p, q0 + nq - 1);
           if (n_tile > 0)
-            kernels::scores_from_transposed_keys(qf, D, nq, keys_t_.data() + (b * p.kv_heads + kvh) * D * Lk, Lk,
-                                                 n_tile, D, w.score.data(), Lk);
+            kernels::scores_from_panels(qf, D, nq, keys_t_.data() + (b * p.kv_heads + kvh) * D * Lkp, n_tile, D,
+                                        w.score.data(), Lk);
 
           for (std::int64_t i = 0; i < nq; ++i) {
             const std::int64_t q = q0 + i;
@@ -95,7 +96,7 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
             const float* score = w.score.data() + i * Lk;
             // Ties at the boundary go to the earlier key, so the kept set is well defined.
             const std::int64_t kept =
-                kernels::select_top(score, n, std::min(k_, n), w.heap.data(), w.values.data(), order);
+                kernels::select_top(score, n, std::min(k_, n), w.values.data(), order);
 
             float row_max = -std::numeric_limits<float>::infinity();
             for (std::int64_t j = 0; j < kept; ++j) row_max = std::max(row_max, score[order[j]]);
@@ -120,7 +121,7 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
  private:
   Problem p_;
   std::int64_t k_;
-  std::vector<float> keys_t_;  // [batch][kv_heads][head_dim][kv_len], refilled by every run
+  std::vector<float> keys_t_;  // [batch][kv_heads][⌈kv_len/32⌉][head_dim][32], refilled by every run
   std::vector<TopkScratch> scratch_;
 };
 
