@@ -435,10 +435,10 @@ struct BlockSelectTiling {
   std::int64_t chunk_keys = 0;
   std::int64_t batch_queries = 0;
   std::int64_t max_blocks = 0;  // blocks a query attends to, at most
-  // Whether run() first stores all of K as key tiles (and widens V where needed), which pays where the
-  // queries attend to at least as many keys as there are (prefill); otherwise (decoding: a few queries
-  // against a long cache) each thread builds, per chunk, only the tiles its queries attend to, so K is
-  // read once, for the summaries, plus the chosen keys.
+  // Whether run() first stores all of K as key tiles (and widens V where needed), which pays where
+  // several batches of queries attend to at least as many keys as there are (prefill); otherwise
+  // (decoding: a few queries against a long cache) each thread builds, per chunk, only the tiles its
+  // queries attend to, so K is read once, for the summaries, plus the chosen keys.
   bool tile_all_keys = true;
 };
 
@@ -457,8 +457,10 @@ inline BlockSelectTiling block_select_tiling(const Problem& p, const BlockSelect
   // The batch's chosen-block lists take at most 4 MB; 16 to 256 queries.
   const std::int64_t by_lists = (std::int64_t{4} << 20) / (t.max_blocks * 4) / kSelectQueryTile * kSelectQueryTile;
   t.batch_queries = std::clamp<std::int64_t>(by_lists, kSelectQueryTile, 256);
+  // One batch builds each tile it needs at most once, so tiling all of K only pays with several batches
+  // that together attend to at least as many keys as there are.
   const std::int64_t keys_per_query = std::min(p.kv_len, t.max_blocks * s.block);
-  t.tile_all_keys = p.q_len * keys_per_query >= p.kv_len;
+  t.tile_all_keys = p.q_len > t.batch_queries && p.q_len * keys_per_query >= p.kv_len;
   return t;
 }
 

@@ -119,8 +119,13 @@ TEST_CASE("block-select's default tiling keeps a chunk within the L2 and whole b
     CHECK(t.max_blocks == std::min<std::int64_t>(65, s.blocks(p)));
     CHECK(t.tile_all_keys);  // prefill: every key is attended many times
   }
-  // Decoding: 4 queries attend to fewer keys than the cache holds, so tiles are built where attended.
+  // Decoding: a few queries, one batch, which builds each tile it attends to at most once: tiles are
+  // built where attended, however many keys the queries choose.
   const Problem decode = testing::make_problem({1, 8, 1, 4, 65536, 128, 128}, "causal");
   CHECK_FALSE(kernels::block_select_tiling(decode, kernels::block_selection(16, 64, false, false), 128).tile_all_keys);
-  CHECK(kernels::block_select_tiling(decode, kernels::block_selection(16, 1024, false, false), 128).tile_all_keys);
+  CHECK_FALSE(kernels::block_select_tiling(decode, kernels::block_selection(16, 1 << 14, false, false), 128).tile_all_keys);
+  // Several batches: tiled up front where together they attend to at least as many keys as there are.
+  const Problem chunked = testing::make_problem({1, 8, 1, 600, 65536, 128, 128}, "causal");
+  CHECK(kernels::block_select_tiling(chunked, kernels::block_selection(16, 64, false, false), 128).tile_all_keys);
+  CHECK_FALSE(kernels::block_select_tiling(chunked, kernels::block_selection(16, 1, false, false), 128).tile_all_keys);
 }
