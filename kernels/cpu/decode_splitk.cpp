@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "attnbench/method.hpp"
-#include "kernels/cpu/block_select_core.hpp"
 #include "kernels/cpu/decode_splitk_params.hpp"
 #include "kernels/cpu/exact_common.hpp"
 

@@ -1,18 +1,40 @@
-// Pieces every fp32/bf16 CPU attention kernel here shares: the element-type dispatch, typed views of
-// the inputs and output, the common refusals, and per-thread scratch built once in plan().
+// Pieces every fp32/bf16 CPU attention kernel here shares: widening and narrowing of elements, a
+// vectorisable e^x, the element-type dispatch, typed views of the inputs and output, the common
+// refusals, and per-thread scratch built once in plan().
 #pragma once
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "attnbench/dtype.hpp"
 #include "attnbench/method.hpp"
 #include "attnbench/problem.hpp"
 #include "attnbench/tensor.hpp"
+#include "kernels/cpu/simd_tiles.hpp"
 
 namespace attnbench::kernels {
+
+// Elements as fp32: the kernels compute in fp32 from fp32 or bf16 storage.
+inline float widen_element(float x) { return x; }
+inline float widen_element(std::uint16_t x) { return bf16_to_float(x); }
+inline void narrow_element(float x, float* dst) { *dst = x; }
+inline void narrow_element(float x, std::uint16_t* dst) { *dst = float_to_bf16(x); }
+
+// e^x for x <= 0, relative error about 2e-7 (2^f by simd::exp2_fraction);
+// x below −87 (including −inf) gives exactly 0. Branch-free, so `omp simd` loops vectorize it where
+// std::exp would stay a scalar call.
+inline float exp_nonpositive(float x) {
+  const bool underflow = x < -87.0f;
+  const float t = (underflow ? -87.0f : x) * 1.4426950408889634f;  // e^x = 2^t
+  const float n = (t + 12582912.0f) - 12582912.0f;                 // round to nearest: 1.5·2^23 trick
+  const float poly = simd::exp2_fraction(t - n);
+  const std::int32_t bits = std::bit_cast<std::int32_t>(poly) + (static_cast<std::int32_t>(n) << 23);
+  return underflow ? 0.0f : std::bit_cast<float>(bits);
+}
 
 // Calls forward(float{}) or forward(std::uint16_t{}) (bf16 bits) after the problem's dtype: the kernels
 // compute in fp32 from either, and are templated on the stored element type.

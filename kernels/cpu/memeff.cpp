@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "attnbench/method.hpp"
-#include "kernels/cpu/block_select_core.hpp"
 #include "kernels/cpu/exact_common.hpp"
+#include "kernels/cpu/score_products.hpp"
 
 namespace attnbench {
 namespace {

@@ -64,8 +64,20 @@ inline vfloat splat(float x) { return vfloat{} + x; }
 inline vfloat vmax(vfloat a, vfloat b) { return a > b ? a : b; }
 inline vfloat vmin(vfloat a, vfloat b) { return a < b ? a : b; }
 
-// 2^x for x <= 0 (or -inf), lane-wise; relative error about 2e-7 (Cephes exp2f polynomial on
-// [-0.5, 0.5]); anything below 2^-126 becomes exactly 0 so masked scores contribute nothing.
+// 2^f for f in [-0.5, 0.5], relative error about 2e-7: the Cephes exp2f polynomial, for a float or a
+// vector of them.
+template <class F>
+inline F exp2_fraction(F f) {
+  F poly = 1.535336188319500e-4f * f + 1.339887440266574e-3f;
+  poly = poly * f + 9.618437357674640e-3f;
+  poly = poly * f + 5.550332471162809e-2f;
+  poly = poly * f + 2.402264791363012e-1f;
+  poly = poly * f + 6.931472028550421e-1f;
+  return poly * f + 1.0f;
+}
+
+// 2^x for x <= 0 (or -inf), lane-wise; relative error about 2e-7 (exp2_fraction); anything below
+// 2^-126 becomes exactly 0 so masked scores contribute nothing.
 inline vfloat exp2_nonpositive(vfloat x) {
   const vfloat lo = splat(-126.0f);
   const auto underflow = x < lo;
@@ -73,13 +85,7 @@ inline vfloat exp2_nonpositive(vfloat x) {
   const vfloat magic = splat(12582912.0f);  // 1.5·2^23: adding it rounds to an integer
   const vfloat t = x + magic;
   const vfloat n = t - magic;
-  const vfloat f = x - n;
-  vfloat poly = 1.535336188319500e-4f * f + 1.339887440266574e-3f;
-  poly = poly * f + 9.618437357674640e-3f;
-  poly = poly * f + 5.550332471162809e-2f;
-  poly = poly * f + 2.402264791363012e-1f;
-  poly = poly * f + 6.931472028550421e-1f;
-  poly = poly * f + 1.0f;
+  const vfloat poly = exp2_fraction(x - n);
   const vint exponent = (std::bit_cast<vint>(t) - 0x4B400000) << 23;
   vint bits = std::bit_cast<vint>(poly) + exponent;
   bits = underflow ? vint{} : bits;

@@ -9,8 +9,9 @@
 #include <vector>
 
 #include "attnbench/method.hpp"
-#include "kernels/cpu/block_select_core.hpp"
 #include "kernels/cpu/exact_common.hpp"
+#include "kernels/cpu/score_products.hpp"
+#include "kernels/cpu/select_top.hpp"
 
 namespace attnbench {
 namespace {

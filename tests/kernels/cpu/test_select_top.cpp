@@ -11,7 +11,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/block_select_core.hpp"
+#include "kernels/cpu/select_top.hpp"
 
 using attnbench::kernels::kth_largest;
 using attnbench::kernels::select_top;
