@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/exact_common.hpp"
+#include "kernels/cpu/simd_tiles.hpp"
 
 namespace attnbench::kernels {
 
@@ -31,18 +32,29 @@ inline void scores_register_blocked(const float* q, std::int64_t ldq, std::int64
     const std::int64_t nj = std::min(J, count - j0);
     for (std::int64_t r0 = 0; r0 < rows; r0 += R) {
       const std::int64_t nr = std::min(R, rows - r0);
-      float acc[R][J] = {};
-      if (nr == R && nj == J) {
+      if (nr == R && nj == J) {  // the whole block: accumulators in vector registers, vector stores
+        constexpr std::int64_t V = J / simd::kLanes;
+        simd::vfloat vacc[R][V] = {};
         for (std::int64_t d = 0; d < head_dim; ++d) {
           const float* krow = column(d, j0);
+          simd::vfloat k[V];
+#pragma GCC unroll 4
+          for (std::int64_t v = 0; v < V; ++v) k[v] = simd::pin(simd::load(krow + v * simd::kLanes));
 #pragma GCC unroll 4
           for (std::int64_t r = 0; r < R; ++r) {
-            const float qd = q[(r0 + r) * ldq + d];
-#pragma omp simd
-            for (std::int64_t j = 0; j < J; ++j) acc[r][j] += qd * krow[j];
+            const simd::vfloat qd = simd::splat(q[(r0 + r) * ldq + d]);
+#pragma GCC unroll 4
+            for (std::int64_t v = 0; v < V; ++v) vacc[r][v] += qd * k[v];
           }
         }
-      } else if (nj == J) {  // fewer rows (decoding: one to three queries)
+#pragma GCC unroll 4
+        for (std::int64_t r = 0; r < R; ++r)
+#pragma GCC unroll 4
+          for (std::int64_t v = 0; v < V; ++v) simd::store(scores + (r0 + r) * lds + j0 + v * simd::kLanes, vacc[r][v]);
+        continue;
+      }
+      float acc[R][J] = {};
+      if (nj == J) {  // fewer rows (decoding: one to three queries)
         for (std::int64_t d = 0; d < head_dim; ++d) {
           const float* krow = column(d, j0);
           for (std::int64_t r = 0; r < nr; ++r) {

@@ -90,10 +90,7 @@ inline float kth_largest(const float* score, std::int64_t n, std::int64_t kept, 
   for (std::int64_t j = 0; j < n; j += L) {
     if (j + L <= n) {
       const simd::vfloat x = simd::load(score + j);
-      const simd::vint in = (x >= lo_v) & (x < hi_v);
-      bool any = false;
-      for (std::int64_t l = 0; l < L; ++l) any |= in[l] != 0;
-      if (!any) continue;
+      if (!simd::any_lane((x >= lo_v) & (x < hi_v))) continue;
     }
     for (std::int64_t i = j; i < std::min(j + L, n); ++i) {
       values[m] = score[i];
@@ -129,10 +126,7 @@ inline std::int64_t select_top(const float* score, std::int64_t n, std::int64_t 
   std::int64_t ties = kept - above, m = 0;
   for (std::int64_t j0 = 0; j0 < n; j0 += L) {
     if (j0 + L <= n) {
-      const simd::vint in = simd::load(score + j0) >= t;
-      bool any = false;
-      for (std::int64_t l = 0; l < L; ++l) any |= in[l] != 0;
-      if (!any) continue;
+      if (!simd::any_lane(simd::load(score + j0) >= t)) continue;
     }
     for (std::int64_t j = j0; j < std::min(j0 + L, n); ++j) {
       const bool tie = score[j] == threshold && ties > 0;

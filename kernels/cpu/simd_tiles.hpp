@@ -4,6 +4,10 @@
 // register-blocked score (K·Qᵀ) and value (P·V) tiles.
 // Everything here is inline; the width follows the flags of the including file (-march=native).
 #pragma once
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <bit>
 #include <cstdint>
@@ -61,6 +65,20 @@ inline vfloat pin(vfloat v) {
   return v;
 }
 inline vfloat splat(float x) { return vfloat{} + x; }
+// Whether any lane of a comparison result (−1 or 0 per lane) is set: one mask instruction where the
+// target has one (GCC otherwise extracts the lanes one by one).
+inline bool any_lane(vint m) {
+#if defined(__AVX512F__)
+  const __m512i x = reinterpret_cast<__m512i>(m);
+  return _mm512_test_epi32_mask(x, x) != 0;
+#elif defined(__AVX__)
+  return _mm256_movemask_ps(reinterpret_cast<__m256>(m)) != 0;
+#else
+  bool any = false;
+  for (std::int64_t l = 0; l < kLanes; ++l) any |= m[l] != 0;
+  return any;
+#endif
+}
 inline vfloat vmax(vfloat a, vfloat b) { return a > b ? a : b; }
 inline vfloat vmin(vfloat a, vfloat b) { return a < b ? a : b; }
 
