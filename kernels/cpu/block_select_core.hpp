@@ -98,7 +98,6 @@ inline BlockSelectCounts block_select_counts(const Problem& p, const BlockSelect
   return c;
 }
 
-
 // Quest's criticality of a page for query q is Σ_d max(q_d·min_d, q_d·max_d) ≥ q·k for every key k of
 // the page (each term bounds q_d·k_d for k_d in [min_d, max_d]; min and max per channel over the page's
 // keys). The term is q_d·max_d where q_d ≥ 0 and q_d·min_d where q_d < 0, so the bound is the product of
@@ -121,24 +120,9 @@ void quest_page_summary(const T* keys, std::int64_t count, std::int64_t head_dim
   for (std::int64_t j = 0; j < count; ++j) {
     const T* key = keys + j * head_dim;
     for (std::int64_t d = 0; d < head_dim; ++d) {  // written as compares so that GCC uses vector max/min
-      const float x = widen_element(key[d]);
+      const float x = widen(key[d]);
       hi[d] = hi[d] > x ? hi[d] : x;
       lo[d] = lo[d] < x ? lo[d] : x;
-    }
-  }
-}
-
-// The keys of one (batch, kv head) in tiles of simd::kLanes keys, each tile stored [d][lane] as fp32 and
-// zero past the last key: a query's scores against a tile are head_dim vector FMAs, no horizontal sums.
-template <class T>
-void tile_keys(const T* keys, std::int64_t count, std::int64_t head_dim, float* tiles) {
-  constexpr std::int64_t L = simd::kLanes;
-  const std::int64_t n_tiles = (count + L - 1) / L;
-  for (std::int64_t t = 0; t < n_tiles; ++t) {
-    float* tile = tiles + t * head_dim * L;
-    for (std::int64_t lane = 0; lane < L; ++lane) {
-      const std::int64_t j = t * L + lane;
-      for (std::int64_t d = 0; d < head_dim; ++d) tile[d * L + lane] = j < count ? widen_element(keys[j * head_dim + d]) : 0.0f;
     }
   }
 }
@@ -260,7 +244,8 @@ struct BlockSelectScratch {
   }
 };
 
-// What block_select_forward reads besides Q: keys in tiles (tile_keys), values as fp32 rows of `ld`
+// What block_select_forward reads besides Q: keys in tiles of kLanes keys, [d][lane] (panel_keys: a
+// query's scores against a tile are head_dim vector FMAs, no horizontal sums), values as fp32 rows of `ld`
 // floats (the input itself when it is fp32 with whole vectors per row, else a widened, padded copy),
 // and the gate's block summaries transposed in panels of kScoreCols blocks, with the query
 // features they are multiplied by.
@@ -365,7 +350,7 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
             g[i] = query_blocks(p, s, q0 + i);
             const T* qsrc = io.q + (bh * Lq + q0 + i) * D;
             float* qf = w.query.data() + (q0 - qb0 + i) * D;
-            for (std::int64_t d = 0; d < D; ++d) qf[d] = widen_element(qsrc[d]) * qscale;
+            for (std::int64_t d = 0; d < D; ++d) qf[d] = widen(qsrc[d]) * qscale;
             query_features(qf, w.features.data() + i * F);
             if (g[i].visible_end > 0 && g[i].budget > 0 && g[i].budget < g[i].candidates)
               rated = std::max(rated, g[i].candidate_end);
@@ -416,11 +401,11 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
             float* dst = w.chunk_keys.data() + slot * D * L;
             if (!w.built[static_cast<std::size_t>(slot)]) {
               const std::int64_t count = std::min(L, Lk - t * L);
-              tile_keys(kbh + t * L * D, count, D, dst);
+              panel_keys(kbh + t * L * D, count, D, L, dst);
               if (!vbh) {
                 for (std::int64_t j = 0; j < count; ++j) {
                   float* row = w.chunk_values.data() + (slot * L + j) * ld;
-                  for (std::int64_t c = 0; c < Dv; ++c) row[c] = widen_element(vsrc[(t * L + j) * Dv + c]);
+                  for (std::int64_t c = 0; c < Dv; ++c) row[c] = widen(vsrc[(t * L + j) * Dv + c]);
                   std::fill(row + Dv, row + ld, 0.0f);
                 }
               }
@@ -473,7 +458,7 @@ void block_select_forward(const Problem& p, const Inputs& in, Tensor& out, const
           const float l = w.row_sum[static_cast<std::size_t>(qi)];
           const float inv = l > 0.0f ? 1.0f / l : 0.0f;
           const float* acc = w.acc.data() + qi * ld;
-          for (std::int64_t c = 0; c < Dv; ++c) narrow_element(acc[c] * inv, orow + c);
+          for (std::int64_t c = 0; c < Dv; ++c) narrow(acc[c] * inv, orow + c);
         }
       }
   }
@@ -560,14 +545,14 @@ class BlockSelectPlan final : public Plan {
     if (!tiling_.tile_all_keys) return;  // built per chunk, where attended
 #pragma omp parallel for schedule(static)
     for (std::int64_t bkv = 0; bkv < BKV; ++bkv)
-      tile_keys(k + bkv * Lk * D, Lk, D, key_tiles_.data() + bkv * tiles * D * L);
+      panel_keys(k + bkv * Lk * D, Lk, D, L, key_tiles_.data() + bkv * tiles * D * L);
     if (!values_in_place_) {
 #pragma omp parallel for collapse(2) schedule(static)
       for (std::int64_t bkv = 0; bkv < BKV; ++bkv)
         for (std::int64_t j = 0; j < Lk; ++j) {
           float* dst = values_.data() + (bkv * Lk + j) * ld_;
           const T* src = v + (bkv * Lk + j) * Dv;
-          for (std::int64_t c = 0; c < Dv; ++c) dst[c] = widen_element(src[c]);
+          for (std::int64_t c = 0; c < Dv; ++c) dst[c] = widen(src[c]);
           std::fill(dst + Dv, dst + ld_, 0.0f);
         }
     }
@@ -628,7 +613,7 @@ struct MeanKeyGate {
     for (std::int64_t j = 0; j < count; ++j) {
       const T* key = keys + j * head_dim;
 #pragma omp simd
-      for (std::int64_t d = 0; d < head_dim; ++d) row[d] += widen_element(key[d]);
+      for (std::int64_t d = 0; d < head_dim; ++d) row[d] += widen(key[d]);
     }
     const float inv = 1.0f / static_cast<float>(count);
     for (std::int64_t d = 0; d < head_dim; ++d) row[d] *= inv;

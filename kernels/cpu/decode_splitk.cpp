@@ -14,8 +14,8 @@
 namespace attnbench {
 namespace {
 
-using kernels::narrow_element;
-using kernels::widen_element;
+using kernels::narrow;
+using kernels::widen;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr std::int64_t kSubBlock = 64;           // keys scored at a time inside a split
@@ -89,7 +89,7 @@ class DecodeSplitkPlan final : public kernels::Fp32OrBf16Plan<DecodeSplitkPlan> 
             for (std::int64_t r = 0; r < rows; ++r) {
               const std::int64_t g = r / Lq, qi = r % Lq, h = kvh * G + g;
               const T* qsrc = io.q + ((b * H + h) * Lq + qi) * D;
-              for (std::int64_t d = 0; d < D; ++d) qf[r * D + d] = widen_element(qsrc[d]) * scale;
+              for (std::int64_t d = 0; d < D; ++d) qf[r * D + d] = widen(qsrc[d]) * scale;
               // Bottom-right causal alignment: query qi sits at key position qi + Lk − Lq.
               vis[r] = p.causal() ? std::clamp<std::int64_t>(qi + Lk - Lq + 1, 0, Lk) : Lk;
               pmax[r] = kNegInf;
@@ -111,7 +111,7 @@ class DecodeSplitkPlan final : public kernels::Fp32OrBf16Plan<DecodeSplitkPlan> 
                   const float* qrow = qf + r * D;
                   float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-                  for (std::int64_t d = 0; d < D; ++d) dot += qrow[d] * widen_element(krow[d]);
+                  for (std::int64_t d = 0; d < D; ++d) dot += qrow[d] * widen(krow[d]);
                   st[r * kSubBlock + j] = dot;
                 }
               }
@@ -145,7 +145,7 @@ class DecodeSplitkPlan final : public kernels::Fp32OrBf16Plan<DecodeSplitkPlan> 
                   if (pr == 0.0f) continue;
                   float* orow = pout + r * Dv;
 #pragma omp simd
-                  for (std::int64_t c = 0; c < Dv; ++c) orow[c] += pr * widen_element(vrow[c]);
+                  for (std::int64_t c = 0; c < Dv; ++c) orow[c] += pr * widen(vrow[c]);
                 }
               }
             }
@@ -162,7 +162,7 @@ class DecodeSplitkPlan final : public kernels::Fp32OrBf16Plan<DecodeSplitkPlan> 
           float global_max = kNegInf;
           for (std::int64_t s = 0; s < S; ++s) global_max = std::max(global_max, part_max_[base + s * rows]);
           if (global_max == kNegInf) {  // no key allowed: zeros by convention
-            for (std::int64_t c = 0; c < Dv; ++c) narrow_element(0.0f, odst + c);
+            for (std::int64_t c = 0; c < Dv; ++c) narrow(0.0f, odst + c);
             continue;
           }
           // The weights e^{m_s − M} once per query; a split the mask emptied has weight 0.
@@ -183,7 +183,7 @@ class DecodeSplitkPlan final : public kernels::Fp32OrBf16Plan<DecodeSplitkPlan> 
             for (std::int64_t c = 0; c < Dv; ++c) acc[c] += ws * part[c];
           }
           const float inv = 1.0f / total;
-          for (std::int64_t c = 0; c < Dv; ++c) narrow_element(acc[c] * inv, odst + c);
+          for (std::int64_t c = 0; c < Dv; ++c) narrow(acc[c] * inv, odst + c);
         }
     }
   }

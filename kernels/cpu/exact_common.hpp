@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "attnbench/dtype.hpp"
 #include "attnbench/method.hpp"
 #include "attnbench/problem.hpp"
 #include "attnbench/tensor.hpp"
@@ -18,11 +17,9 @@
 
 namespace attnbench::kernels {
 
-// Elements as fp32: the kernels compute in fp32 from fp32 or bf16 storage.
-inline float widen_element(float x) { return x; }
-inline float widen_element(std::uint16_t x) { return bf16_to_float(x); }
-inline void narrow_element(float x, float* dst) { *dst = x; }
-inline void narrow_element(float x, std::uint16_t* dst) { *dst = float_to_bf16(x); }
+// Elements as fp32: the kernels compute in fp32 from fp32 or bf16 storage (the flash core's own).
+using simd::narrow;
+using simd::widen;
 
 // e^x for x <= 0, relative error about 2e-7 (2^f by simd::exp2_fraction);
 // x below −87 (including −inf) gives exactly 0. Branch-free, so `omp simd` loops vectorize it where

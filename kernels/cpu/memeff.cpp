@@ -14,8 +14,8 @@
 namespace attnbench {
 namespace {
 
-using kernels::narrow_element;
-using kernels::widen_element;
+using kernels::narrow;
+using kernels::widen;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -91,7 +91,7 @@ class MemeffPlan final : public kernels::Fp32OrBf16Plan<MemeffPlan> {
         const T* vbh = io.v + (b * p.kv_heads + kvh) * Lk * Dv;
         for (std::int64_t i = 0; i < nq; ++i)
           for (std::int64_t d = 0; d < D; ++d)
-            w.query[i * D + d] = widen_element(io.q[(bh * Lq + q0 + i) * D + d]) * scale;
+            w.query[i * D + d] = widen(io.q[(bh * Lq + q0 + i) * D + d]) * scale;
 
         // summarize_chunk for every key chunk: local max, exp-sum and partial output per query.
         for (std::int64_t j = 0; j < nkc; ++j) {
@@ -140,7 +140,7 @@ class MemeffPlan final : public kernels::Fp32OrBf16Plan<MemeffPlan> {
                 const float p0 = pr[0][k], p1 = pr[1][k], p2 = pr[2][k], p3 = pr[3][k];
 #pragma omp simd
                 for (std::int64_t c = 0; c < Dv; ++c) {
-                  const float v = widen_element(vrow[c]);
+                  const float v = widen(vrow[c]);
                   o[0][c] += p0 * v;
                   o[1][c] += p1 * v;
                   o[2][c] += p2 * v;
@@ -150,7 +150,7 @@ class MemeffPlan final : public kernels::Fp32OrBf16Plan<MemeffPlan> {
                 for (std::int64_t r = 0; r < nr; ++r) {
                   const float pk = pr[r][k];
 #pragma omp simd
-                  for (std::int64_t c = 0; c < Dv; ++c) o[r][c] += pk * widen_element(vrow[c]);
+                  for (std::int64_t c = 0; c < Dv; ++c) o[r][c] += pk * widen(vrow[c]);
                 }
               }
             }
@@ -163,7 +163,7 @@ class MemeffPlan final : public kernels::Fp32OrBf16Plan<MemeffPlan> {
           float global_max = kNegInf;
           for (std::int64_t j = 0; j < nkc; ++j) global_max = std::max(global_max, w.chunk_max[j * qc + i]);
           if (global_max == kNegInf) {  // no key allowed: zeros by convention
-            for (std::int64_t c = 0; c < Dv; ++c) narrow_element(0.0f, odst + c);
+            for (std::int64_t c = 0; c < Dv; ++c) narrow(0.0f, odst + c);
             continue;
           }
           float total = 0.0f;
@@ -186,7 +186,7 @@ class MemeffPlan final : public kernels::Fp32OrBf16Plan<MemeffPlan> {
           }
           const float* result = w.chunk_out.data() + (first * qc + i) * Dv;
           const float inv = 1.0f / total;
-          for (std::int64_t c = 0; c < Dv; ++c) narrow_element(result[c] * inv, odst + c);
+          for (std::int64_t c = 0; c < Dv; ++c) narrow(result[c] * inv, odst + c);
         }
       }
     }

@@ -15,7 +15,7 @@ namespace attnbench::kernels {
 template <class T>
 void transpose_keys(const T* keys, std::int64_t count, std::int64_t head_dim, float* keys_t, std::int64_t ld) {
   for (std::int64_t j = 0; j < count; ++j)
-    for (std::int64_t d = 0; d < head_dim; ++d) keys_t[d * ld + j] = widen_element(keys[j * head_dim + d]);
+    for (std::int64_t d = 0; d < head_dim; ++d) keys_t[d * ld + j] = widen(keys[j * head_dim + d]);
 }
 
 constexpr std::int64_t kScoreRows = 4, kScoreCols = 32;  // the register block of the score products
@@ -99,16 +99,16 @@ inline void scores_from_panels(const float* q, std::int64_t ldq, std::int64_t ro
       head_dim, scores, lds);
 }
 
-// keys[j][d] (count rows of head_dim) widened to fp32 into panels of kScoreCols keys, each [head_dim]
-// [kScoreCols], zero past the last key: the layout scores_from_panels reads.
+// keys[j][d] (count rows of head_dim) widened to fp32 into panels of `width` keys, each [head_dim]
+// [width], zero past the last key: keys along the vector lanes. Panels of kScoreCols are what
+// scores_from_panels reads; the block-selection kernel keeps its key tiles as panels of kLanes.
 template <class T>
-void panel_keys(const T* keys, std::int64_t count, std::int64_t head_dim, float* panels) {
-  constexpr std::int64_t J = kScoreCols;
-  for (std::int64_t j0 = 0; j0 < count; j0 += J) {
+void panel_keys(const T* keys, std::int64_t count, std::int64_t head_dim, std::int64_t width, float* panels) {
+  for (std::int64_t j0 = 0; j0 < count; j0 += width) {
     float* panel = panels + j0 * head_dim;
-    for (std::int64_t j = 0; j < J; ++j)
+    for (std::int64_t j = 0; j < width; ++j)
       for (std::int64_t d = 0; d < head_dim; ++d)
-        panel[d * J + j] = j0 + j < count ? widen_element(keys[(j0 + j) * head_dim + d]) : 0.0f;
+        panel[d * width + j] = j0 + j < count ? widen(keys[(j0 + j) * head_dim + d]) : 0.0f;
   }
 }
 

@@ -39,27 +39,33 @@ inline float kth_largest(const float* score, std::int64_t n, std::int64_t kept, 
     std::nth_element(values, values + (rank - 1), values + m, std::greater<float>());
     return values[rank - 1];
   };
-  // The least finite score and the greatest score, and whether any is +inf or NaN: vector passes.
+  // One vector pass: the least score above −inf, the greatest score, how many are above −inf, and
+  // whether any is +inf or NaN.
   constexpr std::int64_t L = simd::kLanes;
   simd::vfloat vlo = simd::splat(kInf), vhi = simd::splat(-kInf);
-  simd::vint vunordered{};
+  simd::vint vunordered{}, vfinite{};
   std::int64_t j0 = 0;
   for (; j0 + L <= n; j0 += L) {
     const simd::vfloat x = simd::load(score + j0);
+    const simd::vint finite = x > simd::splat(-kInf);
     vunordered |= ~(x < simd::splat(kInf));
-    vlo = simd::vmin(vlo, x > simd::splat(-kInf) ? x : simd::splat(kInf));
+    vfinite -= finite;  // a true lane is −1
+    vlo = simd::vmin(vlo, finite ? x : simd::splat(kInf));
     vhi = simd::vmax(vhi, x);
   }
   float lo = kInf, hi = -kInf;
   bool unordered = false;
+  std::int64_t c_lo = 0;
   for (std::int64_t l = 0; l < L; ++l) {
     unordered |= vunordered[l] != 0;
+    c_lo += vfinite[l];
     lo = std::min(lo, vlo[l]);
     hi = std::max(hi, vhi[l]);
   }
   for (std::int64_t j = j0; j < n; ++j) {
     const float x = score[j];
     unordered |= !(x < kInf);
+    c_lo += x > -kInf ? 1 : 0;
     if (x > -kInf) lo = std::min(lo, x);
     hi = std::max(hi, x);
   }
@@ -68,8 +74,9 @@ inline float kth_largest(const float* score, std::int64_t n, std::int64_t kept, 
     return by_selection(n, kept);
   }
   if (lo == kInf) return -kInf;  // every score is −inf
-  // Invariant: at least kept scores are >= lo, fewer than kept are >= hi (c_lo and c_hi of them).
-  std::int64_t c_lo = count_at_least(score, n, lo), c_hi = count_at_least(score, n, hi);
+  // Invariant: at least kept scores are >= lo, fewer than kept are >= hi (c_lo and c_hi of them; with
+  // neither +inf nor NaN, the scores >= lo are those above −inf, counted above).
+  std::int64_t c_hi = count_at_least(score, n, hi);
   if (c_lo < kept) return -kInf;  // the kept-th is one of the −inf scores
   if (c_hi >= kept) return hi;
   for (std::int64_t step = 0; step < kMaxSteps && c_lo - c_hi > kFew; ++step) {

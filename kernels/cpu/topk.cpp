@@ -16,8 +16,8 @@
 namespace attnbench {
 namespace {
 
-using kernels::narrow_element;
-using kernels::widen_element;
+using kernels::narrow;
+using kernels::widen;
 
 // The keys query q may see: [0, visible) (bottom-right aligned causal mask, or all of them).
 std::int64_t visible_keys(const Problem& p, std::int64_t q) {
@@ -64,7 +64,7 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
       // and each register block reads one contiguous stretch.
 #pragma omp for schedule(static)
       for (std::int64_t bkv = 0; bkv < B * p.kv_heads; ++bkv)
-        kernels::panel_keys(io.k + bkv * Lk * D, Lk, D, keys_t_.data() + bkv * D * Lkp);
+        kernels::panel_keys(io.k + bkv * Lk * D, Lk, D, kernels::kScoreCols, keys_t_.data() + bkv * D * Lkp);
 
       TopkScratch& w = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
       float* qf = w.query.data();
@@ -78,7 +78,7 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
           const std::int64_t q0 = tile * kQueryTile, nq = std::min(kQueryTile, Lq - q0);
           for (std::int64_t i = 0; i < nq; ++i)
             for (std::int64_t d = 0; d < D; ++d)
-              qf[i * D + d] = widen_element(io.q[(bh * Lq + q0 + i) * D + d]) * scale;
+              qf[i * D + d] = widen(io.q[(bh * Lq + q0 + i) * D + d]) * scale;
           // Selection needs every visible score: this is the dense half of the cost. Visibility grows
           // with the query index, so the tile's last query sees the most keys.
           const std::int64_t n_tile = visible_keys(p, q0 + nq - 1);
@@ -91,7 +91,7 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
             T* orow = io.o + (bh * Lq + q) * Dv;
             const std::int64_t n = visible_keys(p, q);
             if (n == 0) {
-              for (std::int64_t c = 0; c < Dv; ++c) narrow_element(0.0f, orow + c);
+              for (std::int64_t c = 0; c < Dv; ++c) narrow(0.0f, orow + c);
               continue;
             }
             const float* score = w.score.data() + i * Lk;
@@ -109,10 +109,10 @@ class TopkPlan final : public kernels::Fp32OrBf16Plan<TopkPlan> {
               row_sum += e;
               const T* vrow = vbh + static_cast<std::int64_t>(order[j]) * Dv;
 #pragma omp simd
-              for (std::int64_t c = 0; c < Dv; ++c) acc[c] += e * widen_element(vrow[c]);
+              for (std::int64_t c = 0; c < Dv; ++c) acc[c] += e * widen(vrow[c]);
             }
             const float inv = 1.0f / row_sum;
-            for (std::int64_t c = 0; c < Dv; ++c) narrow_element(acc[c] * inv, orow + c);
+            for (std::int64_t c = 0; c < Dv; ++c) narrow(acc[c] * inv, orow + c);
           }
         }
       }
